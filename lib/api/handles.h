@@ -1,0 +1,18 @@
+// What the opaque handles of imp.h are.
+#pragma once
+
+#include "engine/forward.h"
+#include "model/model.h"
+
+#include <memory>
+#include <vector>
+
+struct imp_model {
+  std::unique_ptr<imp::Model> model;
+};
+
+struct imp_context {
+  const imp_model* model = nullptr;
+  std::unique_ptr<imp::ForwardPass> forward;
+  std::vector<float> logits;  // scratch for calls that want no logits copied out
+};

@@ -1,0 +1,80 @@
+// The forward-pass interface every backend implements (CPU reference in lib/cpu/, CUDA in kernels/). One
+// instance owns one sequence's state: the full-attention KV caches, the Gated DeltaNet recurrent states and conv
+// windows, the MTP head's own KV cache, and the position counter.
+//
+// Speculative decoding needs three things of it, all here: a batched forward over n tokens that returns the
+// logits of chosen rows and the post-final-norm hidden states of every row; a way back to an earlier position
+// (snapshot/restore, or the per-row states kept by a verify forward); and the MTP hooks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace imp {
+
+struct Model;
+
+// Tokens appended at positions n_past() .. n_past()+n_tokens-1.
+struct ForwardBatch {
+  const int32_t* tokens = nullptr;  // (n_tokens), ids already checked against the vocabulary
+  int n_tokens = 0;
+  const int32_t* logit_rows = nullptr;  // rows (0..n_tokens-1) whose logits are wanted, ascending
+  int n_logit_rows = 0;
+  float* logits = nullptr;  // (n_logit_rows, n_vocab) or null
+  float* hidden = nullptr;  // (n_tokens, H) post-final-norm hidden of every row, or null
+  // Keep the recurrent state after every row so that RollbackTo() can return to any position inside this batch
+  // without a re-forward (speculative verify).
+  bool keep_row_states = false;
+};
+
+// One MTP step per row: row i feeds (tokens[i], hidden[i], position pos0 + i), where hidden[i] is the main
+// model's post-final-norm hidden at that position and tokens[i] the token after it. The rows are written into
+// the MTP KV cache at their positions (overwriting whatever a rejected draft left there).
+struct MtpBatch {
+  const int32_t* tokens = nullptr;  // (n)
+  const float* hidden = nullptr;    // (n, H)
+  int n = 0;
+  int pos0 = 0;
+  const int32_t* logit_rows = nullptr;  // rows whose logits are wanted
+  int n_logit_rows = 0;
+  float* logits = nullptr;      // (n_logit_rows, n_vocab) or null
+  float* hidden_out = nullptr;  // (n, H) h_mtp after mtp.norm, or null
+};
+
+// An opaque copy of the sequence state (recurrent states, conv windows, position; the KV caches are append-only
+// and are cut back by position instead of copied).
+class StateSnapshot {
+ public:
+  virtual ~StateSnapshot() = default;
+};
+
+class ForwardPass {
+ public:
+  virtual ~ForwardPass() = default;
+
+  virtual int n_past() const = 0;  // tokens in the sequence
+  virtual int n_ctx() const = 0;   // positions the state can hold
+
+  // Runs the main model over the batch. Preconditions (the engine checks them first): 0 < n_tokens,
+  // n_past() + n_tokens <= n_ctx().
+  virtual void Forward(const ForwardBatch& batch) = 0;
+
+  // Returns to n_past = position after a Forward with keep_row_states whose rows covered position-1
+  // (position in [start of that batch, its end]). The KV caches are cut by position.
+  virtual void RollbackTo(int position) = 0;
+
+  virtual void Reset() = 0;
+  virtual std::unique_ptr<StateSnapshot> Snapshot() const = 0;
+  virtual void Restore(const StateSnapshot& snapshot) = 0;
+
+  // MTP hooks. PrefillMtp runs the MTP layer over prompt rows as one batch so its KV cache covers them;
+  // MtpForward is the same computation for the draft chain. Both throw IMP_ERR_UNSUPPORTED when the model has
+  // no MTP head.
+  virtual void PrefillMtp(const MtpBatch& batch) = 0;
+  virtual void MtpForward(const MtpBatch& batch) = 0;
+};
+
+// The CPU reference backend over a loaded model, n_ctx positions, n_threads workers (0 = all cores).
+std::unique_ptr<ForwardPass> make_cpu_forward(const Model& model, int n_ctx, int n_threads);
+
+}  // namespace imp
