@@ -151,6 +151,7 @@ typedef struct imp_model_info {
     int32_t n_expert_used;    /**< experts chosen per token, 0 for a dense model */
     int32_t n_mtp_layer;      /**< MTP (NextN) layers present in the weights, 0 if none */
     int32_t n_ctx_train;      /**< max_position_embeddings from the config */
+    int32_t eos_token;        /**< eos_token_id of config.json / generation_config.json, -1 if none */
     char arch[32];            /**< "qwen3_5", "qwen3_5_moe" or "qwen3_next", NUL-terminated */
 } imp_model_info;
 
@@ -213,6 +214,194 @@ IMP_API imp_status IMP_CALL imp_prefill(imp_context *ctx, const imp_token *token
 /* One token: the same as imp_prefill(ctx, &token, 1, IMP_LOGITS_LAST, logits, logits_capacity), with logits
  * allowed to be NULL. */
 IMP_API imp_status IMP_CALL imp_decode(imp_context *ctx, imp_token token, float *logits, size_t logits_capacity);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Sampling
+ * ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct imp_sampling_params {
+    uint32_t size;       /**< sizeof(imp_sampling_params), set by imp_sampling_default_params() */
+    float temperature;   /**< 0 = greedy (argmax, ties to the lowest id); default 0 */
+    int32_t top_k;       /**< keep the k most likely tokens; 0 = off; default 0 */
+    float top_p;         /**< keep the smallest set with probability >= top_p; 1 = off; default 1 */
+    float min_p;         /**< keep tokens with p >= min_p * p_max; 0 = off; default 0 */
+    uint64_t seed;       /**< seed of the context's random stream; default 0 */
+} imp_sampling_params;
+
+IMP_API imp_sampling_params IMP_CALL imp_sampling_default_params(void);
+
+/* Sets the context's sampler: temperature first, then top-k, top-p and min-p on the tempered distribution. The
+ * random stream restarts from seed (and again at imp_context_reset). Speculative decoding uses the same sampler
+ * for drafts and verification, so its output has the distribution of plain sampling with these params.
+ * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_INVALID_ARGUMENT (size, negative temperature or top_k,
+ * top_p outside (0, 1], min_p outside [0, 1]). */
+IMP_API imp_status IMP_CALL imp_context_set_sampling(imp_context *ctx, const imp_sampling_params *params);
+
+/* Draws a token from logits (n_vocab floats) with the context's sampler. */
+IMP_API imp_status IMP_CALL imp_sample(imp_context *ctx, const float *logits, imp_token *out);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * MTP speculative decoding, step by step
+ *
+ *     imp_prefill(ctx, prompt, n, IMP_LOGITS_LAST, logits, n_vocab);   (also fills the MTP head's cache)
+ *     imp_sample(ctx, logits, &last);                                  (emit last)
+ *     loop:
+ *         imp_mtp_draft(ctx, last, k, drafts, NULL);
+ *         imp_mtp_verify(ctx, drafts, k, out, k + 1, &n_out, &n_accepted);
+ *         (emit out[0 .. n_out-1]); last = out[n_out - 1];
+ *     imp_context_reset(ctx);
+ *
+ * `last` is always the newest token, sampled but not yet fed to the model. Verification keeps the output
+ * exactly that of plain decoding: token for token when greedy, in distribution when sampling.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+#define IMP_MAX_DRAFT 16
+
+/* Drafts n_draft tokens with the model's MTP head following `last`, and remembers them for imp_mtp_verify.
+ * drafts receives n_draft ids; draft_probs (may be NULL) receives each draft's probability under the draft
+ * distribution (1 when greedy).
+ * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_UNSUPPORTED (the model has no MTP head),
+ * IMP_ERR_INVALID_ARGUMENT (n_draft outside [1, IMP_MAX_DRAFT]), IMP_ERR_TOKEN_OUT_OF_RANGE (last),
+ * IMP_ERR_BAD_STATE (nothing prefilled yet), IMP_ERR_CONTEXT_FULL (fewer than n_draft + 1 positions left).
+ * On error the context is unchanged. */
+IMP_API imp_status IMP_CALL imp_mtp_draft(imp_context *ctx, imp_token last, int32_t n_draft, imp_token *drafts,
+                                          float *draft_probs);
+
+/* Feeds [last, drafts[0..n_drafts-1]] to the model in one batched forward, accepts the longest valid prefix of
+ * the drafts and appends one token from the model (the correction, or the bonus token when all were accepted).
+ * out receives the accepted drafts followed by that token (*n_out = *n_accepted + 1; out_capacity must be at
+ * least n_drafts + 1). The state is rolled back past the accepted tokens; the last token of out is the new
+ * `last` (not yet fed). n_drafts may be less than the drafted count (a prefix); 0 is plain decoding.
+ * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_BAD_STATE (no imp_mtp_draft since the last forward),
+ * IMP_ERR_INVALID_ARGUMENT (n_drafts < 0 or above the drafted count), IMP_ERR_TOKEN_OUT_OF_RANGE (a draft id),
+ * IMP_ERR_BUFFER_TOO_SMALL, IMP_ERR_CONTEXT_FULL. On error the context is unchanged and the draft still stands. */
+IMP_API imp_status IMP_CALL imp_mtp_verify(imp_context *ctx, const imp_token *drafts, int32_t n_drafts,
+                                           imp_token *out, int32_t out_capacity, int32_t *n_out,
+                                           int32_t *n_accepted);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Generation
+ * ---------------------------------------------------------------------------------------------------------- */
+
+/* Called with each emitted token, in order. Return 0 to go on, anything else to stop generation. */
+typedef int32_t (IMP_CALL *imp_token_callback)(imp_token token, void *user_data);
+
+typedef enum imp_stop_reason {
+    IMP_STOP_MAX_TOKENS = 0,   /**< max_tokens were emitted */
+    IMP_STOP_EOS = 1,          /**< the end-of-sequence token was emitted (it is included) */
+    IMP_STOP_CALLBACK = 2,     /**< the callback returned non-zero */
+    IMP_STOP_CONTEXT_FULL = 3  /**< the context ran out of positions */
+} imp_stop_reason;
+
+typedef struct imp_generate_params {
+    uint32_t size;         /**< sizeof(imp_generate_params), set by imp_generate_default_params() */
+    int32_t max_tokens;    /**< tokens to emit at most (> 0); default 128 */
+    int32_t n_draft;       /**< MTP drafts per step, 0 = plain decoding, at most IMP_MAX_DRAFT; default 0 */
+    imp_token eos_token;   /**< stop after this token; -1 = the model's eos_token_id, -2 = never; default -1 */
+} imp_generate_params;
+
+IMP_API imp_generate_params IMP_CALL imp_generate_default_params(void);
+
+/* Prefills the prompt, then emits tokens with the context's sampler, drafting with the MTP head when
+ * n_draft > 0: exactly the calls of the step-by-step loop above (so a program that drives that loop by hand
+ * emits the same tokens). callback (may be NULL) sees each token; out (may be NULL) receives up to out_capacity
+ * of them; *n_out (may be NULL) the number emitted; *stop (may be NULL) why it stopped.
+ * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_INVALID_ARGUMENT, IMP_ERR_TOKEN_OUT_OF_RANGE,
+ * IMP_ERR_CONTEXT_FULL (the prompt itself does not fit), IMP_ERR_UNSUPPORTED (n_draft > 0 without an MTP head),
+ * IMP_ERR_BUFFER_TOO_SMALL is never returned: tokens past out_capacity are counted but not stored. */
+IMP_API imp_status IMP_CALL imp_generate(imp_context *ctx, const imp_token *prompt, int32_t n_prompt,
+                                         const imp_generate_params *params, imp_token_callback callback,
+                                         void *user_data, imp_token *out, size_t out_capacity, size_t *n_out,
+                                         imp_stop_reason *stop);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Statistics
+ * ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct imp_stats {
+    uint32_t size;                       /**< set to sizeof(imp_stats) by the caller */
+    int64_t n_drafted[IMP_MAX_DRAFT];    /**< drafts verified at depth i+1 */
+    int64_t n_accepted[IMP_MAX_DRAFT];   /**< of which accepted */
+    int64_t n_emitted;                   /**< tokens emitted by imp_mtp_verify */
+    int64_t n_verify;                    /**< imp_mtp_verify calls */
+    int64_t n_main_forward;              /**< main-model forward calls (prefill, decode, verify) */
+    int64_t n_mtp_forward;               /**< MTP-head forward calls (prefill batches and draft steps) */
+    int64_t n_prefill_tokens;            /**< tokens prefilled in batches of more than one */
+    double t_prefill_ms;                 /**< main-model prefill time */
+    double t_prefill_mtp_ms;             /**< MTP-head prefill time (part of imp_prefill) */
+    double t_decode_ms;                  /**< single-token decode time */
+    double t_draft_ms;                   /**< imp_mtp_draft time */
+    double t_verify_ms;                  /**< imp_mtp_verify time */
+} imp_stats;
+
+/* Statistics since the context was created or reset. out->size must be set. */
+IMP_API imp_status IMP_CALL imp_context_get_stats(const imp_context *ctx, imp_stats *out);
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Tokenizer
+ *
+ * A Hugging Face byte-level BPE tokenizer (tokenizer.json as Qwen2 / Qwen3 / Qwen3.5 ship it): NFC normalizer,
+ * Qwen's or GPT-2's pre-tokenizer regex, ByteLevel mapping and decoder, added tokens. Ids equal those of
+ * Hugging Face tokenizers' encode(text, add_special_tokens=False): no template tokens are added. Text is UTF-8
+ * with an explicit length (it may hold NUL bytes); output text is raw bytes with no NUL terminator.
+ * A tokenizer is immutable after loading and may be used from many threads at once.
+ * ---------------------------------------------------------------------------------------------------------- */
+
+typedef struct imp_tokenizer imp_tokenizer; /* opaque: a loaded tokenizer.json, immutable, shareable */
+
+/* Loads path, a tokenizer.json file or a directory holding one (a model directory). On success *out owns the
+ * tokenizer: free it with imp_tokenizer_free(). On error *out is set to NULL (when out is not NULL).
+ * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT (out or path), IMP_ERR_NOT_FOUND (path does not exist), IMP_ERR_IO,
+ * IMP_ERR_TOKENIZER (a directory without tokenizer.json, invalid JSON, a missing or malformed field, or a
+ * feature libimp does not implement; the message starts with the file's path), IMP_ERR_OUT_OF_MEMORY. */
+IMP_API imp_status IMP_CALL imp_tokenizer_load(imp_tokenizer **out, const char *path);
+
+/* Frees a tokenizer. NULL is a no-op. */
+IMP_API void IMP_CALL imp_tokenizer_free(imp_tokenizer *tok);
+
+/* Token ids run from 0 to this count - 1 (the vocabulary and the added tokens), or -1 if tok is NULL. A model's
+ * embedding may have more rows than this. */
+IMP_API int32_t IMP_CALL imp_tokenizer_n_vocab(const imp_tokenizer *tok);
+
+/* Tokenizes text_len bytes of UTF-8 text. Added tokens that are not special (e.g. "<think>") are always
+ * recognised; special ones (e.g. "<|im_start|>") only when parse_special is nonzero, and are otherwise split like
+ * ordinary text. *n_tokens receives the number of ids the text makes; they are written to tokens only when they
+ * all fit in capacity. text may be NULL when text_len is 0; tokens may be NULL when capacity is 0 (a size query).
+ * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT (tok, n_tokens, or text / tokens as above), IMP_ERR_INVALID_ARGUMENT
+ * (text is not valid UTF-8: nothing is guessed or replaced; *n_tokens is set to 0),
+ * IMP_ERR_BUFFER_TOO_SMALL (capacity < *n_tokens; tokens is left untouched), IMP_ERR_OUT_OF_MEMORY. */
+IMP_API imp_status IMP_CALL imp_tokenize(const imp_tokenizer *tok, const char *text, size_t text_len,
+                                         int32_t parse_special, imp_token *tokens, size_t capacity,
+                                         size_t *n_tokens);
+
+/* Writes the bytes of n_tokens ids, concatenated, to buf; special added tokens are left out when skip_special
+ * is nonzero. *n_bytes receives the byte count; buf is written only when it fits in capacity (no NUL is
+ * appended). The bytes are those that were encoded (after NFC); a prefix of a sequence may end inside a UTF-8
+ * character (see imp_utf8_incomplete_tail() for streaming). tokens may be NULL when n_tokens is 0, buf when
+ * capacity is 0. Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_TOKEN_OUT_OF_RANGE (an id < 0 or >=
+ * imp_tokenizer_n_vocab(); *n_bytes is set to 0), IMP_ERR_BUFFER_TOO_SMALL (buf is left untouched),
+ * IMP_ERR_OUT_OF_MEMORY. */
+IMP_API imp_status IMP_CALL imp_detokenize(const imp_tokenizer *tok, const imp_token *tokens, size_t n_tokens,
+                                           int32_t skip_special, char *buf, size_t capacity, size_t *n_bytes);
+
+/* The raw bytes of one token (a vocabulary token's bytes, which may be part of a UTF-8 character only, or an
+ * added token's content), with the same buffer convention as imp_detokenize(); an id without a token gives 0
+ * bytes. Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_TOKEN_OUT_OF_RANGE, IMP_ERR_BUFFER_TOO_SMALL. */
+IMP_API imp_status IMP_CALL imp_token_to_piece(const imp_tokenizer *tok, imp_token token, char *buf,
+                                               size_t capacity, size_t *n_bytes);
+
+/* The id of the single token whose text is exactly the NUL-terminated text: an added token's content (e.g.
+ * "<|im_end|>", "<|endoftext|>") or a vocabulary token's bytes. Returns IMP_OK, IMP_ERR_NULL_ARGUMENT,
+ * IMP_ERR_NOT_FOUND (no such token; *out is set to -1). */
+IMP_API imp_status IMP_CALL imp_tokenizer_token_id(const imp_tokenizer *tok, const char *text, imp_token *out);
+
+/* 1 if token is a special added token, 0 if not (or out of range, or tok is NULL). */
+IMP_API int32_t IMP_CALL imp_tokenizer_is_special(const imp_tokenizer *tok, imp_token token);
+
+/* For streaming output: how many bytes (0 to 3) at the end of bytes[0..n) are the start of a UTF-8 character
+ * that is not complete yet. Print the rest and keep these until the next piece arrives; bytes that can never
+ * complete are not counted, so nothing is held forever. bytes may be NULL when n is 0. */
+IMP_API size_t IMP_CALL imp_utf8_incomplete_tail(const char *bytes, size_t n);
 
 #ifdef __cplusplus
 }

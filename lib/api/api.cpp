@@ -102,6 +102,7 @@ imp_status imp_model_get_info(const imp_model* model, imp_model_info* out) {
     info.n_expert_used = c.n_expert_used;
     info.n_mtp_layer = model->model->weights.has_mtp ? c.n_mtp_layer : 0;
     info.n_ctx_train = c.n_ctx_train;
+    info.eos_token = c.eos_token_id;
     std::strncpy(info.arch, imp::family_name(c.family), sizeof info.arch - 1);
     std::memcpy(out, &info, info.size);  // fields past the caller's size are not written
   });
@@ -137,7 +138,7 @@ imp_status imp_context_create(imp_context** out, imp_model* model, const imp_con
     if (p.n_threads < 0 || p.n_threads > 1024) fail(IMP_ERR_INVALID_ARGUMENT, "n_threads ", p.n_threads, " is out of range [0, 1024]");
     auto ctx = std::make_unique<imp_context>();
     ctx->model = model;
-    ctx->forward = imp::make_cpu_forward(*model->model, n_ctx, p.n_threads);
+    ctx->engine = std::make_unique<imp::Engine>(*model->model, imp::make_cpu_forward(*model->model, n_ctx, p.n_threads));
     *out = ctx.release();
   });
 }
@@ -147,12 +148,12 @@ void imp_context_free(imp_context* ctx) { delete ctx; }
 imp_status imp_context_reset(imp_context* ctx) {
   return guard([&] {
     require(ctx, "ctx");
-    ctx->forward->Reset();
+    ctx->engine->reset();
   });
 }
 
-int32_t imp_context_n_past(const imp_context* ctx) { return ctx ? ctx->forward->n_past() : -1; }
-int32_t imp_context_n_ctx(const imp_context* ctx) { return ctx ? ctx->forward->n_ctx() : -1; }
+int32_t imp_context_n_past(const imp_context* ctx) { return ctx ? ctx->engine->n_past() : -1; }
+int32_t imp_context_n_ctx(const imp_context* ctx) { return ctx ? ctx->engine->n_ctx() : -1; }
 
 /* ---------------------------------------------------------------------------------------------------------- */
 
@@ -164,28 +165,14 @@ imp_status imp_prefill(imp_context* ctx, const imp_token* tokens, int32_t n_toke
     if (n_tokens <= 0) fail(IMP_ERR_INVALID_ARGUMENT, "n_tokens is ", n_tokens, "; it must be > 0");
     if (mode != IMP_LOGITS_NONE && mode != IMP_LOGITS_LAST && mode != IMP_LOGITS_ALL)
       fail(IMP_ERR_INVALID_ARGUMENT, "unknown logits mode ", int(mode));
-    const imp::ModelConfig& c = ctx->model->model->config;
-    for (int32_t i = 0; i < n_tokens; ++i)
-      if (tokens[i] < 0 || tokens[i] >= c.n_vocab)
-        fail(IMP_ERR_TOKEN_OUT_OF_RANGE, "token ", tokens[i], " at index ", i, " is outside the vocabulary [0, ", c.n_vocab, ")");
-    imp::ForwardPass& f = *ctx->forward;
-    if (int64_t(f.n_past()) + n_tokens > f.n_ctx())
-      fail(IMP_ERR_CONTEXT_FULL, "prefill of ", n_tokens, " tokens at position ", f.n_past(), " exceeds the context size ", f.n_ctx());
+    const size_t n_vocab = size_t(ctx->model->model->config.n_vocab);
     const size_t n_rows = mode == IMP_LOGITS_ALL ? size_t(n_tokens) : mode == IMP_LOGITS_LAST ? 1 : 0;
     if (n_rows) {
       require(logits, "logits");
-      if (logits_capacity < n_rows * size_t(c.n_vocab))
-        fail(IMP_ERR_BUFFER_TOO_SMALL, "logits holds ", logits_capacity, " floats; this call writes ", n_rows * size_t(c.n_vocab));
+      if (logits_capacity < n_rows * n_vocab)
+        fail(IMP_ERR_BUFFER_TOO_SMALL, "logits holds ", logits_capacity, " floats; this call writes ", n_rows * n_vocab);
     }
-    std::vector<int32_t> rows(n_rows);
-    for (size_t i = 0; i < n_rows; ++i) rows[i] = mode == IMP_LOGITS_ALL ? int32_t(i) : n_tokens - 1;
-    imp::ForwardBatch b;
-    b.tokens = tokens;
-    b.n_tokens = n_tokens;
-    b.logit_rows = rows.data();
-    b.n_logit_rows = int(n_rows);
-    b.logits = n_rows ? logits : nullptr;
-    f.Forward(b);
+    ctx->engine->prefill(tokens, n_tokens, mode == IMP_LOGITS_ALL, n_rows ? logits : nullptr);
   });
 }
 

@@ -1,7 +1,7 @@
 // What the opaque handles of imp.h are.
 #pragma once
 
-#include "engine/forward.h"
+#include "engine/engine.h"
 #include "model/model.h"
 
 #include <memory>
@@ -13,6 +13,5 @@ struct imp_model {
 
 struct imp_context {
   const imp_model* model = nullptr;
-  std::unique_ptr<imp::ForwardPass> forward;
-  std::vector<float> logits;  // scratch for calls that want no logits copied out
+  std::unique_ptr<imp::Engine> engine;
 };

@@ -49,6 +49,15 @@ struct Fields {
   }
 };
 
+// eos_token_id: an id or a list of ids (the first is used); -1 when absent.
+int eos_of(const JsonValue& obj) {
+  auto v = obj.find("eos_token_id");
+  if (!v) return -1;
+  if (v->is_number()) return int(v->as_int("eos_token_id"));
+  if (v->is_array() && v->size() > 0 && v->elements()[0].is_number()) return int(v->elements()[0].as_int("eos_token_id"));
+  return -1;
+}
+
 }  // namespace
 
 int ModelConfig::n_layer_of(LayerKind kind) const {
@@ -184,6 +193,8 @@ ModelConfig parse_config(const std::string& json_text, const std::string& source
     c.n_ff = f.positive("intermediate_size");
   }
 
+  c.eos_token_id = eos_of(text);
+  if (c.eos_token_id < 0) c.eos_token_id = eos_of(root);
   c.n_mtp_layer = f.integer_or("mtp_num_hidden_layers", f.integer_or("num_nextn_predict_layers", 0));
   if (c.n_mtp_layer > 1) fail(IMP_ERR_BAD_CONFIG, source, ": ", c.n_mtp_layer, " MTP layers; libimp runs one");
   return c;
@@ -192,7 +203,14 @@ ModelConfig parse_config(const std::string& json_text, const std::string& source
 ModelConfig load_config(const std::string& dir) {
   std::string path = join_path(dir, "config.json");
   if (!path_exists(path)) fail(IMP_ERR_MISSING_CONFIG, "no config.json in ", dir);
-  return parse_config(read_file(path), path);
+  ModelConfig c = parse_config(read_file(path), path);
+  std::string gen = join_path(dir, "generation_config.json");
+  if (c.eos_token_id < 0 && path_exists(gen)) {
+    JsonDocument doc = JsonDocument::parse(read_file(gen), gen);
+    if (doc.root().is_object()) c.eos_token_id = eos_of(doc.root());
+  }
+  if (c.eos_token_id >= c.n_vocab) c.eos_token_id = -1;
+  return c;
 }
 
 }  // namespace imp

@@ -24,6 +24,7 @@ struct ModelConfig {
   float rms_norm_eps = 1e-6f;
   bool tie_word_embeddings = false;
   int n_ctx_train = 0;    // max_position_embeddings
+  int eos_token_id = -1;  // config.json (first of a list), else generation_config.json, else -1
 
   // Gated full attention.
   int n_head = 0;         // num_attention_heads nh

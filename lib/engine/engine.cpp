@@ -1,0 +1,226 @@
+#include "engine/engine.h"
+
+#include "core/error.h"
+#include "model/model.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace imp {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+}  // namespace
+
+Engine::Engine(const Model& model, std::unique_ptr<ForwardPass> forward)
+    : model_(model), forward_(std::move(forward)), V_(model.config.n_vocab), H_(model.config.n_embd) {}
+
+bool Engine::has_mtp() const { return model_.weights.has_mtp; }
+
+void Engine::check_tokens(const int32_t* tokens, int n, const char* what) const {
+  for (int i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= V_)
+      fail(IMP_ERR_TOKEN_OUT_OF_RANGE, what, " token ", tokens[i], " at index ", i, " is outside the vocabulary [0, ", V_, ")");
+}
+
+void Engine::record_fed(const int32_t* tokens, int n, const float* hidden) {
+  const int P = int(tokens_.size());
+  // Row P-1 was computed by draft() with a guessed next token; it stands if that token is what was fed.
+  if (tentative_token_ >= 0 && mtp_valid_ == P - 1 && n > 0 && tokens[0] == tentative_token_) {
+    mtp_valid_ = P;
+    pending_hidden_.erase(pending_hidden_.begin(), pending_hidden_.begin() + H_);
+  }
+  tentative_token_ = -1;
+  tokens_.insert(tokens_.end(), tokens, tokens + n);
+  if (has_mtp()) pending_hidden_.insert(pending_hidden_.end(), hidden, hidden + size_t(n) * H_);
+}
+
+void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float* last_hidden, double* ms) {
+  const int first = mtp_valid_, n = end - first, P = int(tokens_.size());
+  if (n <= 0) return;
+  auto t0 = Clock::now();
+  std::vector<int32_t> next(n);
+  for (int i = 0; i < n; ++i) next[i] = first + i + 1 < P ? tokens_[first + i + 1] : last_token;
+  std::vector<float> h_out(last_hidden ? size_t(n) * H_ : 0);
+  int32_t last_row = n - 1;
+  MtpBatch b;
+  b.tokens = next.data();
+  b.hidden = pending_hidden_.data();
+  b.n = n;
+  b.pos0 = first;
+  b.logit_rows = &last_row;
+  b.n_logit_rows = last_logits ? 1 : 0;
+  b.logits = last_logits;
+  b.hidden_out = last_hidden ? h_out.data() : nullptr;
+  forward_->PrefillMtp(b);
+  ++stats_.mtp_forwards;
+  if (last_hidden) std::memcpy(last_hidden, &h_out[size_t(n - 1) * H_], sizeof(float) * H_);
+  // Rows whose next token is fed are final. A row fed `last_token` stays pending (tentative) until it is fed.
+  int settled = end == P ? n - 1 : n;
+  mtp_valid_ = first + settled;
+  pending_hidden_.erase(pending_hidden_.begin(), pending_hidden_.begin() + size_t(settled) * H_);
+  tentative_token_ = end == P ? last_token : -1;
+  *ms += ms_since(t0);
+}
+
+void Engine::prefill(const int32_t* tokens, int n, bool all_logits, float* logits) {
+  if (n <= 0) fail(IMP_ERR_INVALID_ARGUMENT, "n_tokens is ", n, "; it must be > 0");
+  check_tokens(tokens, n, "prompt");
+  if (int64_t(n_past()) + n > n_ctx())
+    fail(IMP_ERR_CONTEXT_FULL, "prefill of ", n, " tokens at position ", n_past(), " exceeds the context size ", n_ctx());
+  auto t0 = Clock::now();
+  std::vector<int32_t> rows;
+  if (logits) {
+    if (all_logits) for (int i = 0; i < n; ++i) rows.push_back(i);
+    else rows.push_back(n - 1);
+  }
+  std::vector<float> hidden(has_mtp() ? size_t(n) * H_ : 0);
+  ForwardBatch b;
+  b.tokens = tokens;
+  b.n_tokens = n;
+  b.logit_rows = rows.data();
+  b.n_logit_rows = int(rows.size());
+  b.logits = logits;
+  b.hidden = has_mtp() ? hidden.data() : nullptr;
+  forward_->Forward(b);
+  ++stats_.main_forwards;
+  drafted_ = false;
+  record_fed(tokens, n, hidden.data());
+  if (n == 1) stats_.decode_ms += ms_since(t0);
+  else stats_.prefill_ms += ms_since(t0), stats_.prefill_tokens += n;
+  // PrefillMtp: every row whose next token is now known goes into the MTP cache, as one batch.
+  if (has_mtp() && n > 1) run_mtp_rows(n_past() - 1, -1, nullptr, nullptr, &stats_.prefill_mtp_ms);
+}
+
+void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
+  if (!has_mtp()) fail(IMP_ERR_UNSUPPORTED, "the model has no MTP head (no mtp.* tensors): it cannot draft");
+  if (k < 1 || k > kMaxDraft) fail(IMP_ERR_INVALID_ARGUMENT, "n_draft is ", k, "; it must be in [1, ", kMaxDraft, "]");
+  check_tokens(&last, 1, "last");
+  if (n_past() < 1) fail(IMP_ERR_BAD_STATE, "nothing to draft from: prefill a prompt first");
+  if (int64_t(n_past()) + k + 1 > n_ctx())
+    fail(IMP_ERR_CONTEXT_FULL, "drafting ", k, " tokens at position ", n_past(), " needs ", k + 1,
+         " positions for verification; the context holds ", n_ctx());
+  auto t0 = Clock::now();
+  const int P = n_past();
+  draft_tokens_.assign(k, -1);
+  draft_dists_.assign(sampling().greedy() ? 0 : k, {});
+  std::vector<float> logits(V_), h(H_), h_next(H_);
+  double unused = 0;
+  run_mtp_rows(P, last, logits.data(), h.data(), &unused);  // step 1: row P-1 (and any pending rows before it)
+  for (int j = 0; j < k; ++j) {
+    if (j > 0) {
+      int32_t row0 = 0;
+      MtpBatch b;
+      b.tokens = &draft_tokens_[j - 1];
+      b.hidden = h.data();
+      b.n = 1;
+      b.pos0 = P - 1 + j;
+      b.logit_rows = &row0;
+      b.n_logit_rows = 1;
+      b.logits = logits.data();
+      b.hidden_out = h_next.data();
+      forward_->MtpForward(b);
+      ++stats_.mtp_forwards;
+      std::swap(h, h_next);
+    }
+    if (sampling().greedy()) {
+      draft_tokens_[j] = argmax(logits.data(), V_);
+      if (probs) probs[j] = 1.0f;
+    } else {
+      sampler_.distribution(logits.data(), V_, draft_dists_[j]);
+      draft_tokens_[j] = sampler_.draw(draft_dists_[j]);
+      if (probs) probs[j] = draft_dists_[j][draft_tokens_[j]];
+    }
+    drafts[j] = draft_tokens_[j];
+  }
+  drafted_ = true;
+  draft_last_ = last;
+  stats_.draft_ms += ms_since(t0);
+}
+
+int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity, int* n_accepted) {
+  if (!drafted_) fail(IMP_ERR_BAD_STATE, "verify needs a preceding imp_mtp_draft on this context");
+  if (n < 0 || n > int(draft_tokens_.size()))
+    fail(IMP_ERR_INVALID_ARGUMENT, "n_drafts is ", n, "; the last draft produced ", draft_tokens_.size());
+  check_tokens(drafts, n, "draft");
+  if (out_capacity < n + 1) fail(IMP_ERR_BUFFER_TOO_SMALL, "out holds ", out_capacity, " tokens; verify may emit ", n + 1);
+  const int P = n_past();
+  if (int64_t(P) + n + 1 > n_ctx()) fail(IMP_ERR_CONTEXT_FULL, "verifying ", n, " drafts at position ", P, " exceeds the context size ", n_ctx());
+  auto t0 = Clock::now();
+
+  std::vector<int32_t> batch(n + 1), rows(n + 1);
+  batch[0] = draft_last_;
+  std::copy(drafts, drafts + n, batch.begin() + 1);
+  for (int i = 0; i <= n; ++i) rows[i] = i;
+  std::vector<float> logits(size_t(n + 1) * V_), hidden(size_t(n + 1) * H_);
+  ForwardBatch b;
+  b.tokens = batch.data();
+  b.n_tokens = n + 1;
+  b.logit_rows = rows.data();
+  b.n_logit_rows = n + 1;
+  b.logits = logits.data();
+  b.hidden = hidden.data();
+  b.keep_row_states = true;
+  forward_->Forward(b);
+  ++stats_.main_forwards;
+
+  // Row i's logits are the target for draft i+1.
+  int j = 0;
+  int32_t next = -1;
+  std::vector<float> p;
+  for (; j < n; ++j) {
+    const float* row = &logits[size_t(j) * V_];
+    const int32_t d = drafts[j];
+    if (sampling().greedy()) {
+      int32_t t = argmax(row, V_);
+      if (d != t) {
+        next = t;
+        break;
+      }
+    } else {
+      // Accept d with probability min(1, p(d) / q(d)); on rejection draw from normalise(max(p - q, 0)).
+      sampler_.distribution(row, V_, p);
+      const std::vector<float>& q = draft_dists_[j];
+      const double u = sampler_.uniform();
+      if (!(p[d] > 0 && u * q[d] < p[d])) {
+        std::vector<float> residual(V_);
+        double sum = 0;
+        for (int v = 0; v < V_; ++v) sum += (residual[v] = std::max(0.0f, p[v] - q[v]));
+        next = sampler_.draw(sum > 0 ? residual : p);
+        break;
+      }
+    }
+  }
+  if (next < 0) next = sampling().greedy() ? argmax(&logits[size_t(n) * V_], V_) : sampler_.sample(&logits[size_t(n) * V_], V_);
+
+  forward_->RollbackTo(P + 1 + j);
+  drafted_ = false;
+  record_fed(batch.data(), j + 1, hidden.data());
+  for (int i = 0; i < n; ++i) stats_.drafted[i]++;
+  for (int i = 0; i < j; ++i) stats_.accepted[i]++;
+  stats_.emitted += j + 1;
+  ++stats_.verify_calls;
+  std::copy(drafts, drafts + j, out);
+  out[j] = next;
+  *n_accepted = j;
+  stats_.verify_ms += ms_since(t0);
+  return j + 1;
+}
+
+int32_t Engine::sample(const float* logits) { return sampler_.sample(logits, V_); }
+
+void Engine::reset() {
+  forward_->Reset();
+  tokens_.clear();
+  mtp_valid_ = 0;
+  pending_hidden_.clear();
+  tentative_token_ = -1;
+  drafted_ = false;
+  draft_tokens_.clear();
+  draft_dists_.clear();
+  stats_ = EngineStats();
+  sampler_.set_params(sampler_.params());  // back to the seed's stream
+}
+
+}  // namespace imp
