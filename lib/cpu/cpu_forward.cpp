@@ -119,6 +119,25 @@ class CpuForward : public ForwardPass {
     rows_start_ = rows_end_ = -1;
   }
 
+  std::vector<std::vector<float>> DumpState(int mtp_rows) const override {
+    std::vector<std::vector<float>> out;
+    const size_t row = size_t(c_.n_head_kv) * c_.head_dim;
+    for (const auto& kv : kv_) {
+      out.emplace_back(kv.k.begin(), kv.k.begin() + n_past_ * row);
+      out.emplace_back(kv.v.begin(), kv.v.begin() + n_past_ * row);
+    }
+    for (const auto& s : lin_) {
+      out.push_back(s.S);
+      out.push_back(s.conv);
+    }
+    if (w_.has_mtp) {
+      out.emplace_back(mtp_kv_.k.begin(), mtp_kv_.k.begin() + mtp_rows * row);
+      out.emplace_back(mtp_kv_.v.begin(), mtp_kv_.v.begin() + mtp_rows * row);
+    }
+    out.push_back({float(n_past_)});
+    return out;
+  }
+
   void PrefillMtp(const MtpBatch& b) override { mtp(b); }
   void MtpForward(const MtpBatch& b) override { mtp(b); }
 

@@ -67,6 +67,8 @@ class Engine {
   const SamplingParams& sampling() const { return sampler_.params(); }
   void reset();
   const EngineStats& stats() const { return stats_; }
+  ForwardPass& forward() { return *forward_; }
+  int mtp_valid() const { return mtp_valid_; }  // positions whose MTP row is final
 
  private:
   void check_tokens(const int32_t* tokens, int n, const char* what) const;

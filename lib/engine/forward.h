@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace imp {
 
@@ -66,6 +67,10 @@ class ForwardPass {
   virtual void Reset() = 0;
   virtual std::unique_ptr<StateSnapshot> Snapshot() const = 0;
   virtual void Restore(const StateSnapshot& snapshot) = 0;
+
+  // Every state tensor, for tests that compare two contexts exactly: the recurrent states and conv windows,
+  // the KV caches cut at n_past(), and the MTP KV cache cut at mtp_rows positions.
+  virtual std::vector<std::vector<float>> DumpState(int mtp_rows) const = 0;
 
   // MTP hooks. PrefillMtp runs the MTP layer over prompt rows as one batch so its KV cache covers them;
   // MtpForward is the same computation for the draft chain. Both throw IMP_ERR_UNSUPPORTED when the model has
