@@ -311,3 +311,21 @@ TEST(Generate, StopsOnCallbackEosAndContextFull) {
 }
 
 }  // namespace
+
+namespace {
+
+// Both rollback strategies of verify (per-row states, snapshot + re-forward) leave the same tokens and state.
+TEST(Rollback, KeepRowStatesAndSnapshotReforwardAgree) {
+  for (const char* name : {"tiny_dense", "tiny_moe"}) {
+    Handle a(models().path(name)), b(models().path(name));
+    b.ctx->engine->set_rollback_mode(imp::RollbackMode::SnapshotReforward);
+    auto prompt = prompt_for(a.vocab(), 16, 12);
+    auto ta = by_hand(a.ctx, a.vocab(), prompt, 3, 48, 2);
+    auto tb = by_hand(b.ctx, b.vocab(), prompt, 3, 48, 2);
+    EXPECT_EQ(ta, tb) << name;
+    const int rows = imp_context_n_past(a.ctx) - 1;
+    EXPECT_EQ(a.ctx->engine->forward().DumpState(rows), b.ctx->engine->forward().DumpState(rows)) << name;
+  }
+}
+
+}  // namespace

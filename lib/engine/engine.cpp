@@ -161,7 +161,9 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
   b.n_logit_rows = n + 1;
   b.logits = logits.data();
   b.hidden = hidden.data();
-  b.keep_row_states = true;
+  std::unique_ptr<StateSnapshot> snapshot;
+  if (rollback_ == RollbackMode::SnapshotReforward) snapshot = forward_->Snapshot();
+  b.keep_row_states = rollback_ == RollbackMode::KeepRowStates;
   forward_->Forward(b);
   ++stats_.main_forwards;
 
@@ -194,7 +196,16 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
   }
   if (next < 0) next = sampling().greedy() ? argmax(&logits[size_t(n) * V_], V_) : sampler_.sample(&logits[size_t(n) * V_], V_);
 
-  forward_->RollbackTo(P + 1 + j);
+  if (rollback_ == RollbackMode::KeepRowStates) {
+    forward_->RollbackTo(P + 1 + j);
+  } else if (j < n) {
+    forward_->Restore(*snapshot);
+    ForwardBatch again;
+    again.tokens = batch.data();
+    again.n_tokens = j + 1;
+    forward_->Forward(again);
+    ++stats_.main_forwards;
+  }
   drafted_ = false;
   record_fed(batch.data(), j + 1, hidden.data());
   for (int i = 0; i < n; ++i) stats_.drafted[i]++;

@@ -23,6 +23,11 @@ struct Model;
 
 constexpr int kMaxDraft = 16;
 
+// How verify returns to the last accepted token. KeepRowStates: the verify forward keeps the recurrent state
+// after every row and rollback copies one back (no recomputation). SnapshotReforward: snapshot before verify,
+// and after a rejection restore it and run the accepted tokens through the main model again.
+enum class RollbackMode { KeepRowStates, SnapshotReforward };
+
 struct EngineStats {
   int64_t drafted[kMaxDraft] = {};   // drafts proposed at depth i+1
   int64_t accepted[kMaxDraft] = {};  // of which accepted
@@ -64,6 +69,7 @@ class Engine {
   int32_t sample(const float* logits);
 
   void set_sampling(const SamplingParams& p) { sampler_.set_params(p); }
+  void set_rollback_mode(RollbackMode m) { rollback_ = m; }
   const SamplingParams& sampling() const { return sampler_.params(); }
   void reset();
   const EngineStats& stats() const { return stats_; }
@@ -82,6 +88,7 @@ class Engine {
   Sampler sampler_;
   EngineStats stats_;
   int V_, H_;
+  RollbackMode rollback_ = RollbackMode::KeepRowStates;
 
   std::vector<int32_t> tokens_;          // every token fed to the main model, by position
   // MTP rows not yet in the MTP KV cache: positions [mtp_valid_, n_past()); their hidden states, by position.
