@@ -1,0 +1,151 @@
+// imp-bench: measures MTP speculative decoding against plain decoding on held-out prompts, per prompt class.
+//
+//   imp-bench --model DIR --prompts FILE.json [-n 128] [--mtp 1,2,3,4] [--threads N] [--rollback rows|reforward|both]
+//
+// FILE.json: {"code": ["prompt", ...], "prose": [...], ...}. For each class and each k it prints the acceptance per
+// draft depth (greedy), tokens/s with and without MTP and the speed-up, checks that greedy MTP output equals plain
+// output, and reports the cost of PrefillMtp relative to the main prefill. Speeds are ratios within one run.
+#include "api/handles.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "engine/engine.h"
+
+#include <imp/imp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+#define CHECK(call)                                                                      \
+  do {                                                                                   \
+    imp_status st_ = (call);                                                             \
+    if (st_ != IMP_OK) {                                                                 \
+      std::fprintf(stderr, "imp-bench: %s: %s\n", imp_status_name(st_), imp_last_error()); \
+      std::exit(1);                                                                      \
+    }                                                                                    \
+  } while (0)
+
+struct Result {
+  std::vector<imp_token> out;
+  double decode_s = 0;  // after the prefill
+  imp_stats stats{};
+};
+
+Result run(imp_context* ctx, const std::vector<imp_token>& prompt, int n, int k) {
+  CHECK(imp_context_reset(ctx));
+  imp_generate_params gp = imp_generate_default_params();
+  gp.max_tokens = n;
+  gp.n_draft = k;
+  gp.eos_token = -2;  // fixed length, so runs compare like for like
+  Result r;
+  r.out.resize(n);
+  size_t got = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(imp_generate(ctx, prompt.data(), int32_t(prompt.size()), &gp, nullptr, nullptr, r.out.data(), r.out.size(), &got, nullptr));
+  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.stats.size = sizeof r.stats;
+  CHECK(imp_context_get_stats(ctx, &r.stats));
+  r.decode_s = total - (r.stats.t_prefill_ms + r.stats.t_prefill_mtp_ms) / 1000.0;
+  return r;
+}
+
+std::vector<int> parse_list(const std::string& s) {
+  std::vector<int> v;
+  for (size_t p = 0; p < s.size();) {
+    size_t q = s.find(',', p);
+    v.push_back(std::atoi(s.substr(p, q - p).c_str()));
+    p = q == std::string::npos ? s.size() : q + 1;
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_dir, prompts_path, rollback = "rows";
+  int n = 128, threads = 0, max_prompts = 1000;
+  std::vector<int> ks = {1, 2, 3, 4};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&] { return i + 1 < argc ? std::string(argv[++i]) : (std::fprintf(stderr, "%s needs a value\n", a.c_str()), std::exit(2), std::string()); };
+    if (a == "--model") model_dir = val();
+    else if (a == "--prompts") prompts_path = val();
+    else if (a == "-n") n = std::atoi(val().c_str());
+    else if (a == "--mtp") ks = parse_list(val());
+    else if (a == "--threads") threads = std::atoi(val().c_str());
+    else if (a == "--rollback") rollback = val();
+    else if (a == "--max-prompts") max_prompts = std::atoi(val().c_str());
+    else {
+      std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3] [--threads N] [--rollback rows|reforward|both] [--max-prompts N]\n");
+      return 2;
+    }
+  }
+  if (model_dir.empty() || prompts_path.empty()) return std::fprintf(stderr, "imp-bench: --model and --prompts are required\n"), 2;
+
+  imp_model* model = nullptr;
+  CHECK(imp_model_load(&model, model_dir.c_str(), nullptr));
+  imp_tokenizer* tok = nullptr;
+  CHECK(imp_tokenizer_load(&tok, model_dir.c_str()));
+  imp_context_params cp = imp_context_default_params();
+  cp.n_ctx = 4096;
+  cp.n_threads = threads;
+  imp_context* ctx = nullptr;
+  CHECK(imp_context_create(&ctx, model, &cp));
+
+  imp::JsonDocument doc = imp::JsonDocument::parse(imp::read_file(prompts_path), prompts_path);
+  std::vector<std::string> modes = rollback == "both" ? std::vector<std::string>{"rows", "reforward"} : std::vector<std::string>{rollback};
+  std::printf("model %s, %d tokens per prompt, threads %d\n", model_dir.c_str(), n, threads);
+  for (auto& [cls, list] : doc.root().members()) {
+    std::vector<std::vector<imp_token>> prompts;
+    for (auto& v : list.elements()) {
+      if (int(prompts.size()) >= max_prompts) break;
+      std::string text = v.as_string();
+      size_t cnt = 0;
+      imp_tokenize(tok, text.data(), text.size(), 1, nullptr, 0, &cnt);
+      std::vector<imp_token> ids(cnt);
+      CHECK(imp_tokenize(tok, text.data(), text.size(), 1, ids.data(), ids.size(), &cnt));
+      prompts.push_back(ids);
+    }
+    double plain_s = 0, prefill_ms = 0, prefill_mtp_ms = 0;
+    std::vector<std::vector<imp_token>> plain_out;
+    for (auto& p : prompts) {
+      Result r = run(ctx, p, n, 0);
+      plain_s += r.decode_s;
+      plain_out.push_back(r.out);
+    }
+    for (const std::string& mode : modes) {
+      ctx->engine->set_rollback_mode(mode == "rows" ? imp::RollbackMode::KeepRowStates : imp::RollbackMode::SnapshotReforward);
+      for (int k : ks) {
+        double mtp_s = 0;
+        int64_t drafted[IMP_MAX_DRAFT] = {}, accepted[IMP_MAX_DRAFT] = {}, verifies = 0, emitted = 0;
+        int mismatches = 0;
+        for (size_t i = 0; i < prompts.size(); ++i) {
+          Result r = run(ctx, prompts[i], n, k);
+          mtp_s += r.decode_s;
+          prefill_ms += r.stats.t_prefill_ms;
+          prefill_mtp_ms += r.stats.t_prefill_mtp_ms;
+          mismatches += r.out != plain_out[i];
+          for (int d = 0; d < k; ++d) drafted[d] += r.stats.n_drafted[d], accepted[d] += r.stats.n_accepted[d];
+          verifies += r.stats.n_verify;
+          emitted += r.stats.n_emitted;
+        }
+        const double tokens = double(prompts.size()) * (n - 1);
+        std::printf("%-10s k=%d rollback=%-9s prompts %zu | accept", cls.c_str(), k, mode.c_str(), prompts.size());
+        for (int d = 0; d < k; ++d) std::printf(" d%d %.1f%%", d + 1, drafted[d] ? 100.0 * accepted[d] / drafted[d] : 0.0);
+        std::printf(" | %.2f tok/step | MTP %.1f tok/s, plain %.1f tok/s, speed-up %.2fx | greedy mismatches %d\n",
+                    verifies ? double(emitted) / verifies : 0.0, tokens / mtp_s, tokens / plain_s, plain_s / mtp_s, mismatches);
+      }
+    }
+    std::printf("%-10s PrefillMtp cost: %.1f%% of the main prefill\n", cls.c_str(), prefill_ms > 0 ? 100.0 * prefill_mtp_ms / prefill_ms : 0.0);
+  }
+  imp_context_free(ctx);
+  imp_tokenizer_free(tok);
+  imp_model_free(model);
+  return 0;
+}
