@@ -2,7 +2,23 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define IMP_PAUSE() _mm_pause()
+#else
+#define IMP_PAUSE() std::this_thread::yield()
+#endif
+
 namespace imp {
+
+namespace {
+constexpr int kSpinIterations = 20000;  // ~0.1 ms of pausing before a worker goes to sleep
+
+inline void chunk_range(int n, int chunks, int c, int* b, int* e) {
+  *b = int(int64_t(n) * c / chunks);
+  *e = int(int64_t(n) * (c + 1) / chunks);
+}
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -13,18 +29,12 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   for (auto& t : threads_) t.join();
 }
-
-namespace {
-inline void chunk_range(int n, int chunks, int c, int* b, int* e) {
-  *b = int(int64_t(n) * c / chunks);
-  *e = int(int64_t(n) * (c + 1) / chunks);
-}
-}  // namespace
 
 void ThreadPool::parallel_for(int n, const std::function<void(int, int)>& fn, int grain) {
   if (n <= 0) return;
@@ -38,28 +48,35 @@ void ThreadPool::parallel_for(int n, const std::function<void(int, int)>& fn, in
     job_ = &fn;
     job_n_ = n;
     job_chunks_ = chunks;
-    pending_ = chunks - 1;
-    ++generation_;
+    pending_.store(chunks - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   int b, e;
   chunk_range(n, chunks, 0, &b, &e);
   fn(b, e);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < kSpinIterations) IMP_PAUSE();
+    else std::this_thread::yield();
+  }
 }
 
 void ThreadPool::worker(int index) {
   int seen = 0;
   for (;;) {
+    // Spin for the next job, then sleep.
+    int spins = 0;
+    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
+      IMP_PAUSE();
+      ++spins;
+    }
     const std::function<void(int, int)>* job;
     int n, chunks;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      start_cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       job = job_;
       n = job_n_;
       chunks = job_chunks_;
@@ -68,8 +85,7 @@ void ThreadPool::worker(int index) {
       int b, e;
       chunk_range(n, chunks, index, &b, &e);
       (*job)(b, e);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 }
