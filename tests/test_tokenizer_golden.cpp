@@ -1,0 +1,151 @@
+// The tokenizer against Hugging Face tokenizers: ids for every chunk of tests/tokenizer/corpus.txt must equal
+// the goldens that tools/fixtures/tokenizer/make_goldens.py wrote, with special tokens parsed and not parsed, and
+// decode(encode(x)) must give NFC(x) back. The real Qwen3 tokenizer.json is not committed: fetch it with
+// tools/fixtures/tokenizer/fetch_qwen3_tokenizer.sh (or point IMP_QWEN3_TOKENIZER at it); without it these
+// tests skip. The demo model's tokenizer is tested the same way once it and its goldens exist.
+#include "core/error.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_test_util.h"
+#include "tokenizer/unicode.h"
+
+#include <gtest/gtest.h>
+#include <imp/imp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+
+namespace {
+
+using namespace tokenizer_test;
+using Ids = std::vector<int32_t>;
+
+const std::string kData = std::string(IMP_SOURCE_DIR) + "/tests/tokenizer/";
+
+// Loads a tokenizer once per path for the whole test program (the Qwen3 file takes a moment to parse).
+const imp::Tokenizer* cached(const std::string& path) {
+  static std::map<std::string, std::unique_ptr<imp::Tokenizer>> loaded;
+  auto& slot = loaded[path];
+  if (!slot) slot = imp::Tokenizer::load(path);
+  return slot.get();
+}
+
+// The golden comparison shared by every tokenizer: name picks tests/tokenizer/NAME.{special,plain}.ids.bin.
+void check_goldens(const imp::Tokenizer& tok, const std::string& name) {
+  std::vector<std::string> chunks = corpus_chunks(read_all(kData + "corpus.txt"));
+  ASSERT_GT(chunks.size(), 100u);
+  for (const char* mode : {"special", "plain"}) {
+    std::vector<Ids> golden;
+    ASSERT_TRUE(read_golden(kData + name + "." + mode + ".ids.bin", &golden)) << name << "." << mode;
+    ASSERT_EQ(golden.size(), chunks.size()) << "golden file and corpus disagree on the number of chunks";
+    bool parse_special = std::string(mode) == "special";
+    size_t mismatches = 0, tokens = 0, bytes = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      Ids ids = tok.encode(chunks[i], parse_special);
+      tokens += ids.size();
+      bytes += chunks[i].size();
+      if (ids != golden[i] && ++mismatches <= 5) {
+        size_t k = 0;
+        while (k < ids.size() && k < golden[i].size() && ids[k] == golden[i][k]) ++k;
+        std::string around = tok.decode(golden[i].data() + (k > 3 ? k - 3 : 0),
+                                        std::min<size_t>(golden[i].size() - (k > 3 ? k - 3 : 0), 8), false);
+        ADD_FAILURE() << name << " " << mode << " chunk " << i << ": first difference at token " << k << " of "
+                      << golden[i].size() << " (got " << (k < ids.size() ? ids[k] : -1) << ", want "
+                      << (k < golden[i].size() ? golden[i][k] : -1) << "), near \"" << around << "\"";
+      }
+    }
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(mismatches, 0u) << name << " " << mode << ": chunks whose ids differ from Hugging Face's";
+    std::printf("%s %s: %zu chunks, %zu bytes, %zu tokens, %.2f MB/s\n", name.c_str(), mode, chunks.size(), bytes,
+                tokens, bytes / s / 1e6);
+  }
+}
+
+void check_round_trip(const imp::Tokenizer& tok) {
+  std::vector<std::string> chunks = corpus_chunks(read_all(kData + "corpus.txt"));
+  size_t bad = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    Ids ids = tok.encode(chunks[i], true);
+    if (tok.decode(ids.data(), ids.size(), false) != imp::tok::nfc(chunks[i]) && ++bad <= 3)
+      ADD_FAILURE() << "chunk " << i << " does not round-trip";
+    // The stream decoder's output, concatenated, is the same text.
+    imp::StreamDecoder stream(tok);
+    std::string streamed;
+    for (int32_t id : ids) streamed += stream.push(id);
+    streamed += stream.flush();
+    if (streamed != imp::tok::nfc(chunks[i]) && ++bad <= 3) ADD_FAILURE() << "chunk " << i << " streamed differs";
+  }
+  EXPECT_EQ(bad, 0u);
+}
+
+class Qwen3 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = qwen3_path();
+    if (!file_exists(path_))
+      GTEST_SKIP() << "no Qwen3 tokenizer.json at " << path_
+                   << ": run tools/fixtures/tokenizer/fetch_qwen3_tokenizer.sh or set IMP_QWEN3_TOKENIZER";
+    tok_ = cached(path_);
+  }
+  std::string path_;
+  const imp::Tokenizer* tok_ = nullptr;
+};
+
+TEST_F(Qwen3, MatchesHuggingFaceGoldens) { check_goldens(*tok_, "qwen3"); }
+
+TEST_F(Qwen3, RoundTripIsNfc) { check_round_trip(*tok_); }
+
+TEST_F(Qwen3, KnownIdsAndSpecials) {
+  EXPECT_EQ(tok_->n_vocab(), 151669);
+  EXPECT_EQ(tok_->encode("Hello, world!", true), (Ids{9707, 11, 1879, 0}));
+  EXPECT_EQ(tok_->token_id("<|endoftext|>"), 151643);
+  EXPECT_EQ(tok_->token_id("<|im_start|>"), 151644);
+  EXPECT_EQ(tok_->token_id("<|im_end|>"), 151645);
+  EXPECT_EQ(tok_->token_id("<think>"), 151667);
+  EXPECT_TRUE(tok_->is_special(151645));
+  EXPECT_FALSE(tok_->is_special(151667));  // <think> is added but not special: matched even unparsed
+  Ids parsed = tok_->encode("<|im_start|>user\nhi<|im_end|>", true);
+  EXPECT_EQ(parsed.front(), 151644);
+  EXPECT_EQ(parsed.back(), 151645);
+  Ids plain = tok_->encode("<|im_start|>user<think>", false);
+  EXPECT_NE(plain.front(), 151644);
+  EXPECT_EQ(plain.back(), 151667);
+  EXPECT_EQ(tok_->decode(parsed.data(), parsed.size(), true), "user\nhi");
+}
+
+TEST_F(Qwen3, CApi) {
+  imp_tokenizer* t = nullptr;
+  ASSERT_EQ(imp_tokenizer_load(&t, path_.c_str()), IMP_OK) << imp_last_error();
+  EXPECT_EQ(imp_tokenizer_n_vocab(t), 151669);
+  imp_token id = -1;
+  EXPECT_EQ(imp_tokenizer_token_id(t, "<|im_end|>", &id), IMP_OK);
+  EXPECT_EQ(id, 151645);
+  const char* text = "\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C";  // 你好，世界
+  size_t n = 0;
+  EXPECT_EQ(imp_tokenize(t, text, strlen(text), 1, nullptr, 0, &n), IMP_ERR_BUFFER_TOO_SMALL);
+  std::vector<imp_token> ids(n);
+  EXPECT_EQ(imp_tokenize(t, text, strlen(text), 1, ids.data(), ids.size(), &n), IMP_OK);
+  std::vector<char> buf(64);
+  EXPECT_EQ(imp_detokenize(t, ids.data(), n, 0, buf.data(), buf.size(), &n), IMP_OK);
+  EXPECT_EQ(std::string(buf.data(), n), text);
+  imp_tokenizer_free(t);
+}
+
+// The demo model's tokenizer (models/imp-demo/tokenizer.json, trained separately) and its goldens: skipped until
+// both exist. Make the goldens with make_goldens.py ... imp-demo=models/imp-demo/tokenizer.json.
+TEST(ImpDemoTokenizer, MatchesHuggingFaceGoldens) {
+  std::string path = std::string(IMP_SOURCE_DIR) + "/models/imp-demo/tokenizer.json";
+  if (!file_exists(path)) GTEST_SKIP() << "no " << path << " yet (the demo model is trained separately)";
+  if (!file_exists(kData + "imp-demo.special.ids.bin"))
+    GTEST_SKIP() << "no goldens for " << path << ": run tools/fixtures/tokenizer/make_goldens.py with "
+                 << "imp-demo=models/imp-demo/tokenizer.json on a machine with tokenizers and copy them to "
+                 << kData;
+  const imp::Tokenizer* tok = cached(path);
+  check_goldens(*tok, "imp-demo");
+  check_round_trip(*tok);
+}
+
+}  // namespace
