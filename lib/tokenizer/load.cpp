@@ -2,13 +2,16 @@
 // everything else is refused by name (IMP_ERR_TOKENIZER) rather than silently tokenized differently.
 #include "core/error.h"
 #include "core/file.h"
-#include "core/json.h"
+#include "tokenizer/json_reader.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
 #include <algorithm>
 
 namespace imp {
+
+using tok::JsonDoc;
+using JsonValue = tok::JsonView;
 
 namespace {
 
@@ -232,14 +235,8 @@ std::unique_ptr<Tokenizer> TokenizerLoader::build(const JsonValue& root, const s
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string json, const std::string& source) {
-  try {
-    JsonDocument doc = JsonDocument::parse(std::move(json), source);
-    return TokenizerLoader::build(doc.root(), source);
-  } catch (const Error& e) {
-    // The JSON reader's errors already name the source; report them as a tokenizer problem.
-    if (e.status() == IMP_ERR_BAD_JSON) throw Error(IMP_ERR_TOKENIZER, e.what());
-    throw;
-  }
+  JsonDoc doc = JsonDoc::parse(std::move(json), source);
+  return TokenizerLoader::build(doc.root(), source);
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
