@@ -11,11 +11,13 @@
 #include <gtest/gtest.h>
 #include <imp/imp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <thread>
 
 namespace {
 
@@ -114,6 +116,24 @@ TEST_F(Qwen3, KnownIdsAndSpecials) {
   EXPECT_NE(plain.front(), 151644);
   EXPECT_EQ(plain.back(), 151667);
   EXPECT_EQ(tok_->decode(parsed.data(), parsed.size(), true), "user\nhi");
+}
+
+// One tokenizer shared by several threads (the word cache is the only mutable state) gives the same ids.
+TEST_F(Qwen3, ConcurrentEncode) {
+  std::vector<std::string> chunks = corpus_chunks(read_all(kData + "corpus.txt"));
+  std::vector<Ids> want;
+  for (const auto& c : chunks) want.push_back(tok_->encode(c, true));
+  std::atomic<size_t> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t i = t; i < chunks.size(); i += 2) {  // overlapping halves: threads race on the same words
+        if (tok_->encode(chunks[i], true) != want[i]) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0u);
 }
 
 TEST_F(Qwen3, CApi) {
