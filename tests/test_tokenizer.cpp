@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -298,6 +299,47 @@ TEST(TokenizerErrors, MalformedFiles) {
   expect_bad(tiny_json(s), "single_word");
   s.added_extra = ", {\"id\": -4, \"content\": \"<y>\"}";
   expect_bad(tiny_json(s), "out of range");
+}
+
+// Every prefix of a valid file is refused with IMP_ERR_TOKENIZER, never a crash.
+TEST(TokenizerErrors, TruncatedFiles) {
+  std::string json = tiny_json();
+  for (size_t n = 0; n < json.size(); n += 13) {
+    try {
+      imp::Tokenizer::from_json(json.substr(0, n), "cut.json");
+      ADD_FAILURE() << "prefix of " << n << " bytes accepted";
+    } catch (const imp::Error& e) {
+      EXPECT_EQ(e.status(), IMP_ERR_TOKENIZER) << e.what();
+    }
+  }
+}
+
+// Random code points from every plane and random bytes: valid text round-trips to its NFC, invalid text is
+// refused as an argument error.
+TEST(Tokenizer, RandomInput) {
+  auto t = tiny();
+  std::mt19937 rng(7);
+  for (int round = 0; round < 300; ++round) {
+    std::string text;
+    int len = int(rng() % 40);
+    for (int i = 0; i < len; ++i) {
+      uint32_t cp = rng() % 4 == 0 ? rng() % 0x80 : rng() % 0x110000;
+      if (cp >= 0xD800 && cp <= 0xDFFF) cp = 'x';
+      imp::tok::utf8_append(text, cp);
+    }
+    Ids ids = t->encode(text, round % 2 == 0);
+    EXPECT_EQ(t->decode(ids.data(), ids.size(), false), imp::tok::nfc(text));
+    std::string bytes;
+    for (int i = 0; i < len; ++i) bytes += char(rng() % 256);
+    bool valid = imp::tok::utf8_first_invalid(bytes) == std::string::npos;
+    try {
+      t->encode(bytes, true);
+      EXPECT_TRUE(valid);
+    } catch (const imp::Error& e) {
+      EXPECT_FALSE(valid);
+      EXPECT_EQ(e.status(), IMP_ERR_INVALID_ARGUMENT);
+    }
+  }
 }
 
 TEST(TokenizerErrors, NormalizerVariantsAccepted) {
