@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #define JSMN_STRICT
+#define JSMN_PARENT_LINKS  // O(1) closing of containers: large flat objects (a 150k-entry vocab) parse in linear time
 #include <jsmn.h>
 
 namespace imp {
