@@ -2,7 +2,7 @@
 // everything else is refused by name (IMP_ERR_TOKENIZER) rather than silently tokenized differently.
 #include "core/error.h"
 #include "core/file.h"
-#include "tokenizer/json_reader.h"
+#include "core/json.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -10,8 +10,6 @@
 
 namespace imp {
 
-using tok::JsonDoc;
-using JsonValue = tok::JsonView;
 
 namespace {
 
@@ -235,8 +233,14 @@ std::unique_ptr<Tokenizer> TokenizerLoader::build(const JsonValue& root, const s
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string json, const std::string& source) {
-  JsonDoc doc = JsonDoc::parse(std::move(json), source);
-  return TokenizerLoader::build(doc.root(), source);
+  // A tokenizer file's JSON errors are tokenizer errors to the caller.
+  try {
+    JsonDocument doc = JsonDocument::parse(std::move(json), source);
+    return TokenizerLoader::build(doc.root(), source);
+  } catch (const Error& e) {
+    if (e.status() == IMP_ERR_BAD_JSON) throw Error(IMP_ERR_TOKENIZER, e.what());
+    throw;
+  }
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
