@@ -160,3 +160,40 @@ INSTANTIATE_TEST_SUITE_P(Transformers, Fixture, ::testing::Values("qwen35_dense"
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
+
+namespace {
+
+// The bundled demo model (models/imp-demo, trained by tools/train/train.py) against transformers on a held-out
+// code prompt (tools/fixtures/make_demo_golden.py): logits at every position and 32 greedy tokens.
+TEST(DemoModel, MatchesTransformersOnAHeldOutPrompt) {
+  imp::test::Golden g;
+  {
+    imp::test::Golden tmp = imp::test::load_golden("imp_demo");
+    g = std::move(tmp);
+  }
+  const std::string dir = std::string(IMP_SOURCE_DIR) + "/models/imp-demo";
+  imp_model* model = nullptr;
+  ASSERT_EQ(imp_model_load(&model, dir.c_str(), nullptr), IMP_OK) << imp_last_error();
+  imp_context* ctx = nullptr;
+  ASSERT_EQ(imp_context_create(&ctx, model, nullptr), IMP_OK);
+  const int V = imp_model_n_vocab(model), n = int(g.prompt.size());
+  std::vector<float> got(size_t(n) * V, NAN);
+  ASSERT_EQ(imp_prefill(ctx, g.prompt.data(), n, IMP_LOGITS_ALL, got.data(), got.size()), IMP_OK);
+  const GoldenTensor& want = g.tensor("logits");
+  double worst = 0;
+  for (int p = 0; p < n; ++p) worst = std::max(worst, rel_err(got.data() + size_t(p) * V, want.row(p), V));
+  std::printf("[ imp-demo ] prompt logits: max |diff| / max |logit| = %.3g\n", worst);
+  EXPECT_LE(worst, kTolerance);
+  std::vector<float> logits(got.end() - V, got.end());
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < g.greedy.size(); ++i) {
+    int32_t t = argmax(logits.data(), V);
+    out.push_back(t);
+    ASSERT_EQ(imp_decode(ctx, t, logits.data(), logits.size()), IMP_OK);
+  }
+  EXPECT_EQ(out, g.greedy);
+  imp_context_free(ctx);
+  imp_model_free(model);
+}
+
+}  // namespace
