@@ -1,7 +1,13 @@
 #include "cpu/ops.h"
 
+#include "core/half.h"
+
 #include <cmath>
 #include <vector>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace imp::cpu {
 
@@ -15,11 +21,91 @@ float dot(const float* a, const float* b, int n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+namespace {
+
+// Eight weights of a row as fp32, converted in registers (bf16: shift into the high half; f16: F16C).
+template <DType DT>
+inline __m256 load8(const void* w, size_t i) {
+  if constexpr (DT == DType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(w) + i);
+  } else if constexpr (DT == DType::BF16) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i)));
+  }
+}
+
+template <DType DT>
+inline float load1(const void* w, size_t i) {
+  if constexpr (DT == DType::F32) return static_cast<const float*>(w)[i];
+  else if constexpr (DT == DType::BF16) return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  else return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// NT activation rows against one weight row: the weights are loaded and converted once for all NT rows. Each
+// (row, token) sum runs the same FMA sequence whatever NT is, so results do not depend on the batch size.
+template <DType DT, int NT>
+inline void row_dots(const void* w, size_t base, int cols, const float* x, float* out) {
+  __m256 acc[NT];
+  for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= cols; i += 8) {
+    const __m256 wv = load8<DT>(w, base + i);
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + size_t(j) * cols + i), acc[j]);
+  }
+  for (int j = 0; j < NT; ++j) {
+    float tail = 0;
+    for (int k = i; k < cols; ++k) tail += load1<DT>(w, base + k) * x[size_t(j) * cols + k];
+    out[j] = hsum(acc[j]) + tail;
+  }
+}
+
+template <DType DT>
+void matmul_rows(const Mat& W, const float* x, int T, float* y, int r0, int r1) {
+  const int rows = W.rows, cols = W.cols;
+  float out[4];
+  for (int r = r0; r < r1; ++r) {
+    const size_t base = size_t(r) * cols;
+    for (int t = 0; t < T; t += 4) {
+      const float* xt = x + size_t(t) * cols;
+      const int nt = std::min(4, T - t);
+      switch (nt) {
+        case 4: row_dots<DT, 4>(W.data, base, cols, xt, out); break;
+        case 3: row_dots<DT, 3>(W.data, base, cols, xt, out); break;
+        case 2: row_dots<DT, 2>(W.data, base, cols, xt, out); break;
+        default: row_dots<DT, 1>(W.data, base, cols, xt, out); break;
+      }
+      for (int j = 0; j < nt; ++j) y[size_t(t + j) * rows + r] = out[j];
+    }
+  }
+}
+
+}  // namespace
+#endif
+
 void matmul(ThreadPool& pool, const Mat& W, const float* x, int T, float* y) {
   const int rows = W.rows, cols = W.cols;
   // Enough rows per chunk that a chunk's work dwarfs the pool's hand-off.
   int grain = std::max(1, 16384 / std::max(1, cols * T));
   pool.parallel_for(rows, [&](int r0, int r1) {
+#if defined(__AVX2__) && defined(__FMA__)
+    switch (W.dtype) {
+      case DType::F32: return matmul_rows<DType::F32>(W, x, T, y, r0, r1);
+      case DType::BF16: return matmul_rows<DType::BF16>(W, x, T, y, r0, r1);
+      case DType::F16: return matmul_rows<DType::F16>(W, x, T, y, r0, r1);
+      default: break;
+    }
+#endif
+    // Portable path (and the formats without a vector loader): convert a row, then dot it with every token.
     thread_local std::vector<float> wrow;
     if (W.dtype != DType::F32) wrow.resize(cols);
     for (int r = r0; r < r1; ++r) {
