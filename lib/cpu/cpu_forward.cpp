@@ -146,12 +146,15 @@ class CpuForward : public ForwardPass {
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
   }
 
-  void lm_head(const float* h, const int32_t* rows, int n_rows, float* logits) {
+  // Logits (n_rows, vocab) of the chosen rows; vocab_limit > 0 keeps only the first vocab_limit ids, packed
+  // (n_rows, vocab_limit).
+  void lm_head(const float* h, const int32_t* rows, int n_rows, float* logits, int vocab_limit = 0) {
     if (!logits || n_rows <= 0) return;
     const int H = c_.n_embd;
     std::vector<float> sel(size_t(n_rows) * H);
     for (int i = 0; i < n_rows; ++i) std::memcpy(&sel[size_t(i) * H], h + size_t(rows[i]) * H, sizeof(float) * H);
-    cpu::matmul(pool_, w_.lm_head, sel.data(), n_rows, logits);
+    const Mat head = vocab_limit > 0 && vocab_limit < w_.lm_head.rows ? w_.lm_head.row_block(0, vocab_limit) : w_.lm_head;
+    cpu::matmul(pool_, head, sel.data(), n_rows, logits);
   }
 
   void mtp(const MtpBatch& b) {
@@ -176,7 +179,7 @@ class CpuForward : public ForwardPass {
     add(x, branch);
     cpu::rms_norm_rows(pool_, x.data(), m.norm_out.data(), T, H, c_.rms_norm_eps, xn.data());
     if (b.hidden_out) std::memcpy(b.hidden_out, xn.data(), sizeof(float) * T * H);
-    lm_head(xn.data(), b.logit_rows, b.n_logit_rows, b.logits);
+    lm_head(xn.data(), b.logit_rows, b.n_logit_rows, b.logits, b.vocab_limit);
   }
 
   const Model& m_;

@@ -53,6 +53,7 @@ void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float
   b.n_logit_rows = last_logits ? 1 : 0;
   b.logits = last_logits;
   b.hidden_out = last_hidden ? h_out.data() : nullptr;
+  b.vocab_limit = draft_vocab();
   forward_->PrefillMtp(b);
   ++stats_.mtp_forwards;
   if (last_hidden) std::memcpy(last_hidden, &h_out[size_t(n - 1) * H_], sizeof(float) * H_);
@@ -120,15 +121,18 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
       b.n_logit_rows = 1;
       b.logits = logits.data();
       b.hidden_out = h_next.data();
+      b.vocab_limit = draft_vocab();
       forward_->MtpForward(b);
       ++stats_.mtp_forwards;
       std::swap(h, h_next);
     }
+    const int n_draft_vocab = draft_vocab();  // logits past it are not computed
     if (sampling().greedy()) {
-      draft_tokens_[j] = argmax(logits.data(), V_);
+      draft_tokens_[j] = argmax(logits.data(), n_draft_vocab);
       if (probs) probs[j] = 1.0f;
     } else {
-      sampler_.distribution(logits.data(), V_, draft_dists_[j]);
+      sampler_.distribution(logits.data(), n_draft_vocab, draft_dists_[j]);
+      draft_dists_[j].resize(V_, 0.0f);  // q is zero outside the draft vocabulary
       draft_tokens_[j] = sampler_.draw(draft_dists_[j]);
       if (probs) probs[j] = draft_dists_[j][draft_tokens_[j]];
     }

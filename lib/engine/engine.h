@@ -70,6 +70,9 @@ class Engine {
 
   void set_sampling(const SamplingParams& p) { sampler_.set_params(p); }
   void set_rollback_mode(RollbackMode m) { rollback_ = m; }
+  // Drafts come from ids [0, n) only (0 = the whole vocabulary); see MtpBatch::vocab_limit.
+  void set_draft_vocab(int n) { draft_vocab_ = n; }
+  int draft_vocab() const { return draft_vocab_ > 0 && draft_vocab_ < V_ ? draft_vocab_ : V_; }
   const SamplingParams& sampling() const { return sampler_.params(); }
   void reset();
   const EngineStats& stats() const { return stats_; }
@@ -89,6 +92,7 @@ class Engine {
   EngineStats stats_;
   int V_, H_;
   RollbackMode rollback_ = RollbackMode::KeepRowStates;
+  int draft_vocab_ = 0;
 
   std::vector<int32_t> tokens_;          // every token fed to the main model, by position
   // MTP rows not yet in the MTP KV cache: positions [mtp_valid_, n_past()); their hidden states, by position.

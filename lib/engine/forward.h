@@ -38,8 +38,12 @@ struct MtpBatch {
   int pos0 = 0;
   const int32_t* logit_rows = nullptr;  // rows whose logits are wanted
   int n_logit_rows = 0;
-  float* logits = nullptr;      // (n_logit_rows, n_vocab) or null
+  float* logits = nullptr;      // (n_logit_rows, n_vocab) or null; only the first vocab_limit columns are written
   float* hidden_out = nullptr;  // (n, H) h_mtp after mtp.norm, or null
+  // Logits over ids [0, vocab_limit) only: the draft vocabulary (0 = all). Byte-level BPE vocabularies rank ids
+  // by merge order, so the low ids are the frequent tokens; a draft head that skips the rare ones costs a
+  // fraction of the full lm_head and verification keeps the output exact.
+  int vocab_limit = 0;
 };
 
 // An opaque copy of the sequence state (recurrent states, conv windows, position; the KV caches are append-only

@@ -69,7 +69,7 @@ std::vector<int> parse_list(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::string model_dir, prompts_path, rollback = "rows";
-  int n = 128, threads = 0, max_prompts = 1000;
+  int n = 128, threads = 0, max_prompts = 1000, draft_vocab = 0;
   std::vector<int> ks = {1, 2, 3, 4};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::atoi(val().c_str());
     else if (a == "--rollback") rollback = val();
     else if (a == "--max-prompts") max_prompts = std::atoi(val().c_str());
+    else if (a == "--draft-vocab") draft_vocab = std::atoi(val().c_str());
     else {
       std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3] [--threads N] [--rollback rows|reforward|both] [--max-prompts N]\n");
       return 2;
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   cp.n_threads = threads;
   imp_context* ctx = nullptr;
   CHECK(imp_context_create(&ctx, model, &cp));
+  if (draft_vocab > 0) ctx->engine->set_draft_vocab(draft_vocab);
 
   imp::JsonDocument doc = imp::JsonDocument::parse(imp::read_file(prompts_path), prompts_path);
   std::vector<std::string> modes = rollback == "both" ? std::vector<std::string>{"rows", "reforward"} : std::vector<std::string>{rollback};
