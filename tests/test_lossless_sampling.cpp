@@ -4,6 +4,7 @@
 // (p > 0.001), for sampler settings where the random MTP head's draft distribution is far from the target.
 #include <imp/imp.h>
 
+#include "api/handles.h"
 #include "engine/sampler.h"
 #include "support/tiny_model.h"
 
@@ -54,6 +55,7 @@ struct Case {
   float top_p, min_p;
   double min_tv;    // how far the first draft's distribution must be from the target (total variation)
   int min_accepts;  // draws whose first draft must be accepted, so the accept path is exercised
+  int draft_vocab = 0;  // the MTP head scores only ids [0, draft_vocab) (0 = all): q is zero on the rest
 };
 
 class Lossless : public ::testing::TestWithParam<Case> {};
@@ -72,6 +74,7 @@ TEST_P(Lossless, FirstTwoTokensHaveThePlainSamplingDistribution) {
   cp.n_threads = 1;
   imp_context* ctx = nullptr;
   ASSERT_EQ(imp_context_create(&ctx, model, &cp), IMP_OK);
+  ctx->engine->set_draft_vocab(cs.draft_vocab);
   const int V = imp_model_n_vocab(model);
   const std::vector<imp_token> prompt = {5, 1, 7, 2, 6};
   const imp_token X = 3;  // the token after the prompt, given: both emitted tokens come from verification
@@ -169,7 +172,8 @@ TEST_P(Lossless, FirstTwoTokensHaveThePlainSamplingDistribution) {
 INSTANTIATE_TEST_SUITE_P(Settings, Lossless,
                          ::testing::Values(Case{"v8_t4", 8, 4.0f, 0, 1.0f, 0.0f, 0.0, 2000},
                                            Case{"v8_t1_far", 8, 1.0f, 0, 1.0f, 0.0f, 0.9, 50},
-                                           Case{"v12_t1.5_topk6_topp0.95_minp0.02", 12, 1.5f, 6, 0.95f, 0.02f, 0.5, 200}),
+                                           Case{"v12_t1.5_topk6_topp0.95_minp0.02", 12, 1.5f, 6, 0.95f, 0.02f, 0.5, 200},
+                                           Case{"v8_t4_draft_vocab5", 8, 4.0f, 0, 1.0f, 0.0f, 0.0, 1000, 5}),
                          [](const auto& info) {
                            std::string n = info.param.name;
                            for (char& c : n) if (c == '.') c = '_';

@@ -329,3 +329,21 @@ TEST(Rollback, KeepRowStatesAndSnapshotReforwardAgree) {
 }
 
 }  // namespace
+
+namespace {
+
+// A draft vocabulary (the MTP head scores only the first ids) changes acceptance, never the output.
+TEST(DraftVocabulary, GreedyOutputIsUnchanged) {
+  for (const char* name : {"tiny_dense", "tiny_moe", "qwen35_moe"}) {
+    Handle h(models().path(name));
+    auto prompt = prompt_for(h.vocab(), 16, 14);
+    std::vector<imp_token> plain = generate(h.ctx, prompt, 0, 48);
+    for (int limit : {1, h.vocab() / 3, h.vocab() - 1}) {
+      h.ctx->engine->set_draft_vocab(limit);
+      ASSERT_EQ(imp_context_reset(h.ctx), IMP_OK);
+      EXPECT_EQ(generate(h.ctx, prompt, 3, 48), plain) << name << ", draft vocabulary " << limit;
+    }
+  }
+}
+
+}  // namespace
