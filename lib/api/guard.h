@@ -3,10 +3,21 @@
 #pragma once
 
 #include "core/error.h"
+#include "core/log.h"
 
 #include <new>
 
 namespace imp {
+
+// Every failed call is also logged at IMP_LOG_ERROR (when a log callback is set).
+inline imp_status failed(imp_status status, const std::string& message) noexcept {
+  try {
+    set_last_error(message);
+  } catch (...) {
+  }
+  if (log_enabled(IMP_LOG_ERROR)) log(IMP_LOG_ERROR, imp_status_name(status), ": ", message);
+  return status;
+}
 
 template <typename Body>
 imp_status guard(Body&& body) noexcept {
@@ -15,17 +26,13 @@ imp_status guard(Body&& body) noexcept {
     body();
     return IMP_OK;
   } catch (const Error& e) {
-    set_last_error(e.what());
-    return e.status();
+    return failed(e.status(), e.what());
   } catch (const std::bad_alloc&) {
-    set_last_error("out of memory");
-    return IMP_ERR_OUT_OF_MEMORY;
+    return failed(IMP_ERR_OUT_OF_MEMORY, "out of memory");
   } catch (const std::exception& e) {
-    set_last_error(std::string("internal error: ") + e.what());
-    return IMP_ERR_INTERNAL;
+    return failed(IMP_ERR_INTERNAL, std::string("internal error: ") + e.what());
   } catch (...) {
-    set_last_error("internal error: unknown exception");
-    return IMP_ERR_INTERNAL;
+    return failed(IMP_ERR_INTERNAL, "internal error: unknown exception");
   }
 }
 
