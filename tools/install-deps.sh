@@ -6,9 +6,16 @@
 # dpkg-shlibdeps), mingw-w64 + wine (imp.dll cross-build, examples run under wine).
 # Bindings tests: mono-mcs + mono-runtime (C#), cargo (Rust; the crates keep to Rust 1.63, Debian 12's).
 set -euo pipefail
-pkgs=(cmake g++ make libgtest-dev libjsmn-dev libutf8proc-dev valgrind npm mono-mcs mono-runtime cargo)
+# package[:command]: with a command named, the package counts as present when the command is on PATH (a
+# machine may have npm from NodeSource or cargo from rustup, and Debian's packages would conflict with them).
+pkgs=(cmake:cmake g++:g++ make:make libgtest-dev libjsmn-dev libutf8proc-dev valgrind:valgrind npm:npm
+      mono-mcs:mcs mono-runtime:mono cargo:cargo abigail-tools:abidiff pkg-config:pkg-config dpkg-dev:dpkg-shlibdeps
+      mingw-w64:x86_64-w64-mingw32-g++-posix wine:wine wine64:wine64)
 missing=()
-for p in "${pkgs[@]}"; do
+for entry in "${pkgs[@]}"; do
+  p=${entry%%:*}
+  cmd=${entry#*:}
+  if [ "$cmd" != "$entry" ] && command -v "$cmd" >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
