@@ -95,7 +95,7 @@ void gated_deltanet(ThreadPool& pool, const ModelConfig& c, const DeltaNetWeight
   pool.parallel_for(HV, [&](int j0, int j1) {
     std::vector<float> q(dk), k(dk), u(dv), delta(dv);
     for (int j = j0; j < j1; ++j) {
-      const int kh = j / r;
+      const int kh = w.v_heads_tiled ? j % HK : j / r;
       float* S = &state.S[size_t(j) * dk * dv];
       for (int t = 0; t < T; ++t) {
         const float* row = &conv_out[size_t(t) * conv_dim];

@@ -6,18 +6,26 @@
 #include "model/safetensors.h"
 #include "model/weights.h"
 
+#include <memory>
 #include <string>
 
 namespace imp {
 
+namespace gguf { class File; }
+
 struct Model {
   std::string path;
   ModelConfig config;
-  SafeTensors files;
+  SafeTensors files;                       // Hugging Face directory
+  std::shared_ptr<const gguf::File> gguf;  // or a GGUF file (weights point into its mapping)
   ModelWeights weights;
 };
 
-// Loads a Hugging Face model directory. Throws imp::Error (see imp_model_load for the codes).
-std::unique_ptr<Model> load_model(const std::string& dir);
+// Loads a Hugging Face model directory, or a GGUF file (a path whose first bytes are the GGUF magic, or that ends
+// in .gguf). Throws imp::Error (see imp_model_load for the codes).
+std::unique_ptr<Model> load_model(const std::string& path);
+
+// The GGUF path alone (lib/model/gguf_model.cpp).
+std::unique_ptr<Model> load_gguf_model(const std::string& path);
 
 }  // namespace imp

@@ -14,16 +14,49 @@ size_t dtype_size(DType dtype) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
+    default: return 0;
+  }
+}
+
+size_t dtype_block_size(DType dtype) {
+  switch (dtype) {
+    case DType::F32: case DType::F16: case DType::BF16: return 1;
+    case DType::Q8_0: return 32;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return 256;
     case DType::Other: return 0;
   }
   return 0;
 }
+
+size_t dtype_block_bytes(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return 4;
+    case DType::F16: case DType::BF16: return 2;
+    case DType::Q8_0: return 34;
+    case DType::Q4_K: return 144;
+    case DType::Q5_K: return 176;
+    case DType::Q6_K: return 210;
+    case DType::Other: return 0;
+  }
+  return 0;
+}
+
+size_t row_bytes(DType dtype, size_t n) {
+  const size_t b = dtype_block_size(dtype);
+  return b ? n / b * dtype_block_bytes(dtype) : 0;
+}
+
+bool dtype_is_quantized(DType dtype) { return dtype_block_size(dtype) > 1; }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
     case DType::Other: return "unsupported";
   }
   return "?";

@@ -13,8 +13,14 @@
 
 namespace imp {
 
-enum class DType { F32, F16, BF16, Other };
-size_t dtype_size(DType dtype);
+// Element types of weight data. F32/F16/BF16 come from SafeTensors or GGUF; the block-quantized types (ggml's
+// layouts, see gguf/quants.h) only from GGUF. A row of a quantized matrix is a whole number of blocks.
+enum class DType { F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K, Other };
+size_t dtype_size(DType dtype);         // bytes per element; 0 for block-quantized types and Other
+size_t dtype_block_size(DType dtype);   // elements per block (1 for plain types, 0 for Other)
+size_t dtype_block_bytes(DType dtype);  // bytes per block
+size_t row_bytes(DType dtype, size_t n);  // bytes of n elements (n a multiple of the block size)
+bool dtype_is_quantized(DType dtype);
 const char* dtype_name(DType dtype);
 
 struct TensorInfo {

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "gguf/quants.h"
 
 #include <cmath>
 #include <sstream>
@@ -10,7 +11,7 @@ namespace imp {
 
 Mat Mat::row_block(int first_row, int n_rows) const {
   Mat m = *this;
-  m.data = static_cast<const unsigned char*>(data) + size_t(first_row) * size_t(cols) * dtype_size(dtype);
+  m.data = static_cast<const unsigned char*>(data) + size_t(first_row) * row_bytes(dtype, size_t(cols));
   m.rows = n_rows;
   return m;
 }
@@ -24,6 +25,16 @@ void to_f32(const void* data, DType dtype, size_t offset, size_t n, float* out) 
     }
     case DType::BF16: bf16_to_f32(static_cast<const uint16_t*>(data) + offset, out, n); break;
     case DType::F16: f16_to_f32(static_cast<const uint16_t*>(data) + offset, out, n); break;
+    case DType::Q8_0: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: {
+      const size_t bs = dtype_block_size(dtype);
+      if (offset % bs != 0 || n % bs != 0) fail(IMP_ERR_INTERNAL, "to_f32: ", dtype_name(dtype), " range not block-aligned");
+      const unsigned char* p = static_cast<const unsigned char*>(data) + row_bytes(dtype, offset);
+      if (dtype == DType::Q8_0) gguf::dequantize_q8_0(p, out, n);
+      else if (dtype == DType::Q4_K) gguf::dequantize_q4_k(p, out, n);
+      else if (dtype == DType::Q5_K) gguf::dequantize_q5_k(p, out, n);
+      else gguf::dequantize_q6_k(p, out, n);
+      break;
+    }
     case DType::Other: fail(IMP_ERR_INTERNAL, "to_f32 on an unsupported dtype");
   }
 }

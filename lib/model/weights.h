@@ -41,6 +41,11 @@ struct DeltaNetWeights {
   std::vector<float> dt_bias;  // (HV)
   std::vector<float> norm;     // (dv) gated RMSNorm weight, used as stored (not zero-centred)
   Mat out;                     // (H, HV*dv)
+  // Value-head order. false (Hugging Face): value head j reads key head j / (HV/HK). true (llama.cpp's Qwen3.5
+  // GGUFs, which reorder value heads "grouped -> tiled" for ggml's broadcast): value head j reads key head j % HK.
+  // Every per-value-head tensor (v rows, z, a, b, A, dt_bias, conv v channels, out_proj columns) is stored in the
+  // same order, so the layer computes the same function with this one change of indexing.
+  bool v_heads_tiled = false;
 };
 
 struct FfnWeights {
@@ -80,6 +85,9 @@ struct ModelWeights {
   std::vector<LayerWeights> layers; // (L)
   bool has_mtp = false;
   MtpWeights mtp;
+  // Weight bytes the loader had to rearrange (e.g. rows of a fused GGUF tensor split apart); Mats may point
+  // into these buffers, whose heap storage stays put when ModelWeights is moved.
+  std::vector<std::vector<unsigned char>> owned;
 };
 
 // Binds every tensor the config requires, checking names, dtypes and shapes. Throws IMP_ERR_MISSING_TENSOR,
