@@ -1,6 +1,9 @@
 // The C ABI of include/imp/imp.h: versions, errors, models, contexts, prefill and decode.
 #include "api/guard.h"
 #include "api/handles.h"
+#if IMP_WITH_CUDA
+#include "cuda/cuda_device.h"
+#endif
 
 #include <algorithm>
 #include <cstring>
@@ -72,11 +75,22 @@ imp_status imp_model_load(imp_model** out, const char* path, const imp_model_par
       std::memcpy(&p, params, std::min<size_t>(params->size, sizeof p));
       p.size = sizeof p;
     }
-    if (p.backend == IMP_BACKEND_CUDA) fail(IMP_ERR_UNSUPPORTED, "this libimp was built without the CUDA backend");
-    if (p.backend != IMP_BACKEND_AUTO && p.backend != IMP_BACKEND_CPU)
+    if (p.backend != IMP_BACKEND_AUTO && p.backend != IMP_BACKEND_CPU && p.backend != IMP_BACKEND_CUDA)
       fail(IMP_ERR_INVALID_ARGUMENT, "unknown backend ", p.backend);
+#if IMP_WITH_CUDA
+    // AUTO: CUDA when a device is present, else the CPU. The CPU backend never touches the CUDA runtime.
+    const bool have_device = p.backend != IMP_BACKEND_CPU && imp::cuda_device_available();
+    if (p.backend == IMP_BACKEND_CUDA && !have_device)
+      fail(IMP_ERR_BACKEND, "IMP_BACKEND_CUDA: no CUDA device (the CUDA runtime finds no GPU or driver)");
+    const bool use_cuda = p.backend == IMP_BACKEND_CUDA || (p.backend == IMP_BACKEND_AUTO && have_device);
+#else
+    if (p.backend == IMP_BACKEND_CUDA) fail(IMP_ERR_UNSUPPORTED, "this libimp was built without the CUDA backend");
+    const bool use_cuda = false;
+#endif
     auto m = std::make_unique<imp_model>();
     m->model = imp::load_model(path);
+    m->backend = use_cuda ? IMP_BACKEND_CUDA : IMP_BACKEND_CPU;
+    m->device = p.device;
     *out = m.release();
   });
 }
@@ -138,7 +152,12 @@ imp_status imp_context_create(imp_context** out, imp_model* model, const imp_con
     if (p.n_threads < 0 || p.n_threads > 1024) fail(IMP_ERR_INVALID_ARGUMENT, "n_threads ", p.n_threads, " is out of range [0, 1024]");
     auto ctx = std::make_unique<imp_context>();
     ctx->model = model;
-    ctx->engine = std::make_unique<imp::Engine>(*model->model, imp::make_cpu_forward(*model->model, n_ctx, p.n_threads));
+    std::unique_ptr<imp::ForwardPass> forward;
+#if IMP_WITH_CUDA
+    if (model->backend == IMP_BACKEND_CUDA) forward = imp::make_cuda_forward(*model->model, n_ctx, model->device);
+#endif
+    if (!forward) forward = imp::make_cpu_forward(*model->model, n_ctx, p.n_threads);
+    ctx->engine = std::make_unique<imp::Engine>(*model->model, std::move(forward));
     *out = ctx.release();
   });
 }

@@ -86,4 +86,9 @@ class ForwardPass {
 // The CPU reference backend over a loaded model, n_ctx positions, n_threads workers (0 = all cores).
 std::unique_ptr<ForwardPass> make_cpu_forward(const Model& model, int n_ctx, int n_threads);
 
+// The CUDA backend (lib/cuda/, kernels/) on device ordinal `device`; defined only in builds with the CUDA backend
+// (IMP_WITH_CUDA). Throws IMP_ERR_BACKEND (no device, or a CUDA failure), IMP_ERR_INVALID_ARGUMENT (no such
+// device), IMP_ERR_UNSUPPORTED (a weight dtype or shape the kernels do not handle).
+std::unique_ptr<ForwardPass> make_cuda_forward(const Model& model, int n_ctx, int device);
+
 }  // namespace imp

@@ -1,0 +1,76 @@
+#include "elementwise.cuh"
+
+#include "device_utils.cuh"
+#include "dispatch.cuh"
+
+#include <algorithm>
+#include <type_traits>
+
+namespace imp::kernels::elementwise {
+
+namespace {
+
+template <typename W>
+__global__ void EmbedKernel(const W* __restrict__ table, int H, const int32_t* __restrict__ tokens,
+                            float* __restrict__ out) {
+  const W* row = table + size_t(tokens[blockIdx.x]) * H;
+  float* o = out + size_t(blockIdx.x) * H;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) o[i] = to_float(row[i]);
+}
+
+__global__ void SiluMulKernel(float* __restrict__ g, const float* __restrict__ u, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    g[i] = siluf_(g[i]) * u[i];
+}
+
+__global__ void GatherRowsKernel(const float* __restrict__ src, const int32_t* __restrict__ rows, int n,
+                                 float* __restrict__ dst) {
+  const float* s = src + size_t(rows[blockIdx.x]) * n;
+  float* d = dst + size_t(blockIdx.x) * n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) d[i] = s[i];
+}
+
+template <typename W>
+__global__ void ConvertKernel(const float* __restrict__ x, size_t n, W* __restrict__ out) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    if constexpr (std::is_same_v<W, __half>) out[i] = __float2half_rn(x[i]);
+    else out[i] = __float2bfloat16_rn(x[i]);
+  }
+}
+
+unsigned grid_for(size_t n) { return unsigned(std::min<size_t>((n + 255) / 256, 4096)); }
+
+}  // namespace
+
+cudaError_t Embed(const void* table, WType wtype, int H, const int32_t* tokens, int T, float* out,
+                  cudaStream_t stream) {
+  if (T <= 0 || H <= 0) IMP_DISPATCH_FAIL("Embed shape (T or H <= 0)", T <= 0 ? T : H);
+  DISPATCH_WTYPE(wtype, W, { EmbedKernel<W><<<T, 256, 0, stream>>>(static_cast<const W*>(table), H, tokens, out); })
+  return cudaGetLastError();
+}
+
+cudaError_t SiluMul(float* g, const float* u, size_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  SiluMulKernel<<<grid_for(n), 256, 0, stream>>>(g, u, n);
+  return cudaGetLastError();
+}
+
+cudaError_t GatherRows(const float* src, const int32_t* rows, int n_rows, int n, float* dst, cudaStream_t stream) {
+  if (n_rows <= 0) return cudaSuccess;
+  GatherRowsKernel<<<n_rows, 256, 0, stream>>>(src, rows, n, dst);
+  return cudaGetLastError();
+}
+
+cudaError_t ConvertF32(const float* x, size_t n, WType to, void* out, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  switch (to) {
+    case WType::F16: ConvertKernel<__half><<<grid_for(n), 256, 0, stream>>>(x, n, static_cast<__half*>(out)); break;
+    case WType::BF16:
+      ConvertKernel<__nv_bfloat16><<<grid_for(n), 256, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(out));
+      break;
+    default: IMP_DISPATCH_FAIL("conversion target type (F16 or BF16)", int(to));
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace imp::kernels::elementwise

@@ -1,0 +1,28 @@
+// Elementwise family: embedding gather, SwiGLU's silu(g) * u, row gather, fp32 -> F16/BF16 conversion (the
+// activations fed to cuBLAS next to 16-bit weights).
+//
+//   Embed:      out (T, H) fp32 = table[tokens[t]] (V, H) in its stored type; tokens: (T) int32 on the device
+//   SiluMul:    g (n) = silu(g) * u
+//   GatherRows: dst (n_rows, n) = src[rows[i]] (·, n); rows: (n_rows) int32 on the device
+//   ConvertF32: out (n) in `to` (F16 or BF16; round to nearest even) = x (n) fp32
+#ifndef IMP_KERNELS_ELEMENTWISE_CUH_
+#define IMP_KERNELS_ELEMENTWISE_CUH_
+
+#include "common.cuh"
+
+#include <cstddef>
+
+namespace imp::kernels::elementwise {
+
+cudaError_t Embed(const void* table, WType wtype, int H, const int32_t* tokens, int T, float* out,
+                  cudaStream_t stream);
+
+cudaError_t SiluMul(float* g, const float* u, size_t n, cudaStream_t stream);
+
+cudaError_t GatherRows(const float* src, const int32_t* rows, int n_rows, int n, float* dst, cudaStream_t stream);
+
+cudaError_t ConvertF32(const float* x, size_t n, WType to, void* out, cudaStream_t stream);
+
+}  // namespace imp::kernels::elementwise
+
+#endif  // IMP_KERNELS_ELEMENTWISE_CUH_

@@ -1,0 +1,25 @@
+// GEMV family: y = x W^T for a few activation rows (decode, MTP steps, speculative verify).
+//
+//   W: (rows, cols) row-major in its stored type (F32, F16, BF16)
+//   x: (T, cols) fp32, row-major, T in 1..16
+//   y: (T, rows) fp32, row-major
+//
+// One warp per output row; each lane reads 16 bytes of the weight row at a time and applies them to all T
+// activation rows, so W is read once per call whatever T is. fp32 accumulation. 16-byte loads are used when
+// W and x are 16-byte aligned and cols is a multiple of 8 (4 for F32); otherwise a scalar path.
+#ifndef IMP_KERNELS_GEMV_CUH_
+#define IMP_KERNELS_GEMV_CUH_
+
+#include "common.cuh"
+
+namespace imp::kernels::gemv {
+
+constexpr int kMaxRows = 16;
+
+// Returns cudaErrorInvalidValue for T outside 1..16 (detail: last_error_detail()).
+cudaError_t Gemv(const void* w, WType wtype, int rows, int cols, const float* x, int T, float* y,
+                 cudaStream_t stream);
+
+}  // namespace imp::kernels::gemv
+
+#endif  // IMP_KERNELS_GEMV_CUH_

@@ -1,0 +1,682 @@
+// The CUDA backend against the CPU reference. Without a CUDA device (or in a build without the CUDA backend)
+// every test skips with "no CUDA device: GPU tests skipped".
+//   Kernels: each against a plain CPU loop on random inputs, outputs poisoned with NaN first so that unwritten
+//   memory shows: GEMV (F32/F16/BF16, T = 1..16, vector and scalar paths), the norms, q/k norm + RoPE + KV write,
+//   attention (split-K and single-split paths), the DeltaNet conv + recurrence (with per-row states), MoE top-k,
+//   argmax.
+//   Models (random tiny models of every weight dtype, dense and MoE, and the transformers fixtures): logits at
+//   every prompt position within 2e-2 x max|logit| of the CPU, decode after prefill = one prefill, MTP logits vs
+//   the CPU, per-row rollback states = step-by-step states, snapshot/restore, greedy MTP k=1..4 = plain greedy,
+//   and the fixtures' 32 golden greedy tokens.
+#include <imp/imp.h>
+
+#include "api/handles.h"
+#include "core/half.h"
+#include "core/error.h"
+#include "cpu/layers.h"
+#include "cpu/ops.h"
+#include "engine/forward.h"
+#include "model/model.h"
+#include "support/golden.h"
+#include "support/tiny_model.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <sys/stat.h>
+
+#if defined(IMP_HAVE_CUDA_KERNELS)
+#include "cuda/cuda_device.h"
+
+#include "attention.cuh"
+#include "deltanet.cuh"
+#include "gemv.cuh"
+#include "moe.cuh"
+#include "norm.cuh"
+#include "rope.cuh"
+#include "sampling.cuh"
+
+#include <cuda_runtime_api.h>
+#endif
+
+namespace {
+
+bool have_gpu() {
+#if defined(IMP_HAVE_CUDA_KERNELS)
+  return imp::cuda_device_available();
+#else
+  return false;
+#endif
+}
+
+#define REQUIRE_GPU()                                              \
+  do {                                                             \
+    if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped"; \
+  } while (0)
+
+constexpr double kModelTol = 2e-2;  // x max |reference|
+
+// max |a - b| / max |b|; NaN anywhere in a fails.
+double rel_err(const float* a, const float* b, size_t n) {
+  double mx = 0, d = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    mx = std::max(mx, std::fabs(double(b[i])));
+    d = std::max(d, std::fabs(double(a[i]) - double(b[i])));
+  }
+  return mx > 0 ? d / mx : d;
+}
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+}  // namespace
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Kernels                                                                                                    */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+#if defined(IMP_HAVE_CUDA_KERNELS)
+namespace {
+
+namespace kn = imp::kernels;
+
+#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call << ": " << kn::last_error_detail()
+
+// A device copy of a host vector; poison() fills it with NaN (all bits set).
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t count) : n(count) { EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess);
+    poison();
+  }
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { up(h); }
+  ~Dev() { cudaFree(p); }
+  Dev(const Dev&) = delete;
+  void up(const std::vector<T>& h) { EXPECT_EQ(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess); }
+  void poison() { EXPECT_EQ(cudaMemset(p, 0xFF, std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess); }
+  std::vector<T> down() const {
+    std::vector<T> h(n);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+  }
+};
+
+// Random weights in a stored type, with their exact fp32 values for the reference.
+struct HostWeights {
+  std::vector<uint16_t> bits;  // F16 / BF16
+  std::vector<float> f32;      // the values (F32 storage, or the reference)
+};
+
+HostWeights random_weights(kn::WType t, size_t n, std::mt19937& rng) {
+  HostWeights w;
+  w.f32 = randn(n, rng, 0.5f);
+  if (t == kn::WType::F32) return w;
+  w.bits.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (t == kn::WType::BF16) {
+      uint32_t b;
+      std::memcpy(&b, &w.f32[i], 4);
+      w.bits[i] = uint16_t(b >> 16);
+      w.f32[i] = imp::bf16_to_f32(w.bits[i]);
+    } else {  // F16 from random fields: exponent in [-6, 1], any mantissa
+      const uint16_t sign = uint16_t((rng() & 1) << 15), exp = uint16_t(9 + rng() % 8), mant = uint16_t(rng() & 0x3FF);
+      w.bits[i] = uint16_t(sign | (exp << 10) | mant);
+      w.f32[i] = imp::f16_to_f32(w.bits[i]);
+    }
+  }
+  return w;
+}
+
+TEST(CudaKernels, GemvEveryDtypeAndRowCount) {
+  REQUIRE_GPU();
+  std::mt19937 rng(7);
+  for (kn::WType t : {kn::WType::F32, kn::WType::F16, kn::WType::BF16}) {
+    for (int cols : {256, 72, 35}) {  // 16-byte path, 16-byte path with a short tail, scalar path
+      const int rows = 37;
+      HostWeights w = random_weights(t, size_t(rows) * cols, rng);
+      Dev<float> wf(w.f32);
+      Dev<uint16_t> wh(w.bits.empty() ? std::vector<uint16_t>(1) : w.bits);
+      const void* wd = t == kn::WType::F32 ? static_cast<const void*>(wf.p) : static_cast<const void*>(wh.p);
+      for (int T = 1; T <= 16; ++T) {
+        std::vector<float> x = randn(size_t(T) * cols, rng);
+        Dev<float> xd(x), yd(size_t(T) * rows);
+        CUDA_OK(kn::gemv::Gemv(wd, t, rows, cols, xd.p, T, yd.p, nullptr));
+        std::vector<float> y = yd.down(), ref(size_t(T) * rows);
+        for (int tt = 0; tt < T; ++tt)
+          for (int r = 0; r < rows; ++r) {
+            double s = 0;
+            for (int c = 0; c < cols; ++c) s += double(w.f32[size_t(r) * cols + c]) * x[size_t(tt) * cols + c];
+            ref[size_t(tt) * rows + r] = float(s);
+          }
+        EXPECT_LE(rel_err(y.data(), ref.data(), y.size()), 1e-5) << "dtype " << int(t) << " cols " << cols << " T " << T;
+      }
+    }
+  }
+  EXPECT_EQ(kn::gemv::Gemv(nullptr, kn::WType::F32, 4, 4, nullptr, 17, nullptr, nullptr), cudaErrorInvalidValue);
+  EXPECT_STREQ(kn::last_error_detail(), "Unsupported GEMV rows (1..16): 17");
+  kn::clear_error_detail();
+}
+
+TEST(CudaKernels, Norms) {
+  REQUIRE_GPU();
+  std::mt19937 rng(3);
+  const int T = 5, n = 300;
+  const float eps = 1e-6f;
+  std::vector<float> x = randn(size_t(T) * n, rng, 2.0f), br = randn(size_t(T) * n, rng), sc = randn(n, rng);
+  Dev<float> xd(x), brd(br), scd(sc), yd(size_t(T) * n);
+  CUDA_OK(kn::norm::RMSNorm(xd.p, n, scd.p, T, n, eps, yd.p, n, nullptr));
+  std::vector<float> ref(size_t(T) * n);
+  for (int t = 0; t < T; ++t) imp::cpu::rms_norm(&x[size_t(t) * n], sc.data(), n, eps, &ref[size_t(t) * n]);
+  std::vector<float> y = yd.down();
+  EXPECT_LE(rel_err(y.data(), ref.data(), y.size()), 1e-5);
+
+  yd.poison();
+  CUDA_OK(kn::norm::AddRMSNorm(xd.p, brd.p, scd.p, T, n, eps, yd.p, nullptr));
+  std::vector<float> xs = x;
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] += br[i];
+  for (int t = 0; t < T; ++t) imp::cpu::rms_norm(&xs[size_t(t) * n], sc.data(), n, eps, &ref[size_t(t) * n]);
+  y = yd.down();
+  std::vector<float> xsum = xd.down();
+  EXPECT_LE(rel_err(y.data(), ref.data(), y.size()), 1e-5);
+  EXPECT_LE(rel_err(xsum.data(), xs.data(), xs.size()), 1e-6);
+
+  const int dv = 24, rows = 7;
+  std::vector<float> o = randn(size_t(rows) * dv, rng), z = randn(size_t(rows) * dv, rng), w = randn(dv, rng);
+  Dev<float> od(o), zd(z), wd(w), gy(size_t(rows) * dv);
+  CUDA_OK(kn::norm::GatedRMSNorm(od.p, zd.p, wd.p, rows, dv, eps, gy.p, nullptr));
+  std::vector<float> gref(size_t(rows) * dv);
+  for (int r = 0; r < rows; ++r) {
+    imp::cpu::rms_norm(&o[size_t(r) * dv], w.data(), dv, eps, &gref[size_t(r) * dv]);
+    for (int d = 0; d < dv; ++d) gref[size_t(r) * dv + d] *= imp::cpu::silu(z[size_t(r) * dv + d]);
+  }
+  std::vector<float> g = gy.down();
+  EXPECT_LE(rel_err(g.data(), gref.data(), g.size()), 1e-5);
+}
+
+// q/k norm + RoPE + KV write, then attention, both against plain loops (cpu::rope_neox for the rotation).
+void check_attention(int hd, int n_rot, int nh, int nkv, int T, int pos0, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int n_ctx = pos0 + T + 5;
+  const float eps = 1e-6f, theta = 1e7f;
+  std::vector<float> qg = randn(size_t(T) * nh * 2 * hd, rng), k = randn(size_t(T) * nkv * hd, rng),
+                     v = randn(size_t(T) * nkv * hd, rng), qn = randn(hd, rng, 0.2f), kn_ = randn(hd, rng, 0.2f);
+  for (auto& s : qn) s += 1.0f;
+  for (auto& s : kn_) s += 1.0f;
+  // Keys and values already in the cache before pos0.
+  std::vector<float> kc = randn(size_t(n_ctx) * nkv * hd, rng), vc = randn(size_t(n_ctx) * nkv * hd, rng);
+  std::vector<float> inv_freq(std::max(1, n_rot / 2));
+  for (int i = 0; i < n_rot / 2; ++i) inv_freq[i] = float(1.0 / std::pow(double(theta), double(2 * i) / double(n_rot)));
+
+  Dev<float> qgd(qg), kd(k), vd(v), qnd(qn), knd(kn_), ifd(inv_freq), qd(size_t(T) * nh * hd), kcd(kc), vcd(vc),
+      out(size_t(T) * nh * hd);
+  kn::rope::QkNormRopeParams rp;
+  rp.qg = qgd.p, rp.k = kd.p, rp.v = vd.p, rp.q_norm = qnd.p, rp.k_norm = knd.p, rp.inv_freq = ifd.p;
+  rp.q = qd.p, rp.k_cache = kcd.p, rp.v_cache = vcd.p;
+  rp.T = T, rp.pos0 = pos0, rp.n_head = nh, rp.n_head_kv = nkv, rp.head_dim = hd, rp.n_rot = n_rot, rp.eps = eps;
+  CUDA_OK(kn::rope::QkNormRopeKvWrite(rp, nullptr));
+  const int max_splits = 8;
+  Dev<float> wo(kn::attention::WorkspaceOFloats(nh, hd, max_splits)), wml(kn::attention::WorkspaceMlFloats(nh, max_splits));
+  kn::attention::AttentionParams ap;
+  ap.q = qd.p, ap.gate = qgd.p + hd, ap.gate_head_stride = 2 * hd, ap.k_cache = kcd.p, ap.v_cache = vcd.p, ap.out = out.p;
+  ap.T = T, ap.pos0 = pos0, ap.n_head = nh, ap.n_head_kv = nkv, ap.head_dim = hd, ap.scale = 1.0f / std::sqrt(float(hd));
+  ap.work_o = wo.p, ap.work_ml = wml.p, ap.max_splits = max_splits;
+  ap.split_keys = std::max(32, ((n_ctx + max_splits - 1) / max_splits + 31) / 32 * 32);
+  CUDA_OK(kn::attention::Attention(ap, nullptr));
+
+  // Reference.
+  std::vector<float> q(size_t(T) * nh * hd);
+  for (int t = 0; t < T; ++t) {
+    for (int h = 0; h < nh; ++h) {
+      imp::cpu::rms_norm(&qg[(size_t(t) * nh + h) * 2 * hd], qn.data(), hd, eps, &q[(size_t(t) * nh + h) * hd]);
+      imp::cpu::rope_neox(&q[(size_t(t) * nh + h) * hd], n_rot, pos0 + t, theta);
+    }
+    for (int h = 0; h < nkv; ++h) {
+      float* kr = &kc[(size_t(pos0 + t) * nkv + h) * hd];
+      imp::cpu::rms_norm(&k[(size_t(t) * nkv + h) * hd], kn_.data(), hd, eps, kr);
+      imp::cpu::rope_neox(kr, n_rot, pos0 + t, theta);
+      std::copy_n(&v[(size_t(t) * nkv + h) * hd], hd, &vc[(size_t(pos0 + t) * nkv + h) * hd]);
+    }
+  }
+  std::vector<float> ref(size_t(T) * nh * hd);
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h) {
+      const int kvh = h / (nh / nkv), n_keys = pos0 + t + 1;
+      std::vector<double> s(n_keys);
+      double mx = -INFINITY, sum = 0;
+      for (int j = 0; j < n_keys; ++j) {
+        double d = 0;
+        for (int i = 0; i < hd; ++i) d += double(q[(size_t(t) * nh + h) * hd + i]) * kc[(size_t(j) * nkv + kvh) * hd + i];
+        s[j] = d / std::sqrt(double(hd));
+        mx = std::max(mx, s[j]);
+      }
+      for (auto& e : s) sum += (e = std::exp(e - mx));
+      for (int i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int j = 0; j < n_keys; ++j) o += s[j] / sum * vc[(size_t(j) * nkv + kvh) * hd + i];
+        ref[(size_t(t) * nh + h) * hd + i] = float(o * imp::cpu::sigmoid(qg[(size_t(t) * nh + h) * 2 * hd + hd + i]));
+      }
+    }
+  std::vector<float> qgot = qd.down(), kgot = kcd.down(), got = out.down();
+  EXPECT_LE(rel_err(qgot.data(), q.data(), q.size()), 1e-5) << "q, hd " << hd;
+  EXPECT_LE(rel_err(kgot.data() + size_t(pos0) * nkv * hd, kc.data() + size_t(pos0) * nkv * hd, size_t(T) * nkv * hd), 1e-5);
+  EXPECT_LE(rel_err(got.data(), ref.data(), ref.size()), 1e-4) << "hd " << hd << " T " << T << " pos0 " << pos0;
+}
+
+TEST(CudaKernels, RopeAndAttention) {
+  REQUIRE_GPU();
+  check_attention(64, 16, 4, 2, 1, 300, 1);   // decode, several splits
+  check_attention(64, 16, 4, 2, 5, 257, 2);   // verify rows
+  check_attention(16, 8, 2, 1, 16, 40, 3);    // tiny head dim
+  check_attention(128, 32, 4, 1, 40, 0, 4);   // prefill path (one split per row)
+  check_attention(256, 64, 2, 2, 3, 70, 5);
+}
+
+// The conv + recurrence against the CPU reference's loops, with per-row states.
+TEST(CudaKernels, DeltaNetMatchesRecurrence) {
+  REQUIRE_GPU();
+  std::mt19937 rng(11);
+  kn::deltanet::Dims d;
+  d.HK = 2, d.HV = 4, d.dk = 16, d.dv = 24, d.K = 4;
+  const int T = 6, cd = d.conv_dim(), r = d.HV / d.HK;
+  std::vector<float> mixed = randn(size_t(T) * cd, rng), taps = randn(size_t(cd) * d.K, rng, 0.5f),
+                     conv = randn(size_t(d.K - 1) * cd, rng), b = randn(size_t(T) * d.HV, rng),
+                     a = randn(size_t(T) * d.HV, rng), A = randn(d.HV, rng, 0.3f), dt = randn(d.HV, rng, 0.3f),
+                     S = randn(size_t(d.HV) * d.dk * d.dv, rng, 0.1f);
+  for (auto& x : A) x = -std::exp(x);
+  Dev<float> md(mixed), tapd(taps), convd(conv), bd(b), ad(a), Ad(A), dtd(dt), Sd(S), co(size_t(T) * cd),
+      od(size_t(T) * d.HV * d.dv), rowc(size_t(T) * (d.K - 1) * cd), rowS(size_t(T) * S.size());
+  CUDA_OK(kn::deltanet::ConvUpdate(md.p, tapd.p, T, d, convd.p, co.p, rowc.p, nullptr));
+  CUDA_OK(kn::deltanet::Recurrent(co.p, bd.p, ad.p, Ad.p, dtd.p, T, d, Sd.p, od.p, rowS.p, nullptr));
+
+  // Reference, written out as in lib/cpu/deltanet.cpp.
+  std::vector<float> cout_(size_t(T) * cd), rc(size_t(T) * (d.K - 1) * cd), win(d.K - 1 + T);
+  for (int ch = 0; ch < cd; ++ch) {
+    for (int i = 0; i < d.K - 1; ++i) win[i] = conv[size_t(i) * cd + ch];
+    for (int t = 0; t < T; ++t) win[d.K - 1 + t] = mixed[size_t(t) * cd + ch];
+    for (int t = 0; t < T; ++t) {
+      float s = 0;
+      for (int k = 0; k < d.K; ++k) s += taps[size_t(ch) * d.K + k] * win[t + k];
+      cout_[size_t(t) * cd + ch] = imp::cpu::silu(s);
+      for (int i = 0; i < d.K - 1; ++i) rc[(size_t(t) * (d.K - 1) + i) * cd + ch] = win[t + 1 + i];
+    }
+    for (int i = 0; i < d.K - 1; ++i) conv[size_t(i) * cd + ch] = win[T + i];
+  }
+  std::vector<float> o(size_t(T) * d.HV * d.dv), rS(size_t(T) * S.size());
+  for (int j = 0; j < d.HV; ++j) {
+    const int kh = j / r;
+    float* Sj = &S[size_t(j) * d.dk * d.dv];
+    for (int t = 0; t < T; ++t) {
+      const float* row = &cout_[size_t(t) * cd];
+      std::vector<float> q(row + kh * d.dk, row + (kh + 1) * d.dk), k(row + d.HK * d.dk + kh * d.dk, row + d.HK * d.dk + (kh + 1) * d.dk);
+      float sq = 0, sk = 0;
+      for (int i = 0; i < d.dk; ++i) sq += q[i] * q[i], sk += k[i] * k[i];
+      for (int i = 0; i < d.dk; ++i) q[i] *= 1.0f / std::sqrt(sq + 1e-6f) / std::sqrt(float(d.dk)), k[i] *= 1.0f / std::sqrt(sk + 1e-6f);
+      const float beta = imp::cpu::sigmoid(b[size_t(t) * d.HV + j]);
+      const float decay = std::exp(A[j] * imp::cpu::softplus(a[size_t(t) * d.HV + j] + dt[j]));
+      for (int i = 0; i < d.dk * d.dv; ++i) Sj[i] *= decay;
+      for (int dd = 0; dd < d.dv; ++dd) {
+        float u = 0;
+        for (int i = 0; i < d.dk; ++i) u += Sj[i * d.dv + dd] * k[i];
+        const float delta = beta * (row[2 * d.HK * d.dk + j * d.dv + dd] - u);
+        for (int i = 0; i < d.dk; ++i) Sj[i * d.dv + dd] += k[i] * delta;
+      }
+      for (int dd = 0; dd < d.dv; ++dd) {
+        float acc = 0;
+        for (int i = 0; i < d.dk; ++i) acc += Sj[i * d.dv + dd] * q[i];
+        o[(size_t(t) * d.HV + j) * d.dv + dd] = acc;
+      }
+      std::copy_n(Sj, d.dk * d.dv, &rS[(size_t(t) * d.HV + j) * d.dk * d.dv]);
+    }
+  }
+  auto g_co = co.down(), g_o = od.down(), g_S = Sd.down(), g_conv = convd.down(), g_rc = rowc.down(), g_rS = rowS.down();
+  EXPECT_LE(rel_err(g_co.data(), cout_.data(), cout_.size()), 1e-5);
+  EXPECT_LE(rel_err(g_conv.data(), conv.data(), conv.size()), 0.0);
+  EXPECT_LE(rel_err(g_rc.data(), rc.data(), rc.size()), 0.0);
+  EXPECT_LE(rel_err(g_o.data(), o.data(), o.size()), 1e-4);
+  EXPECT_LE(rel_err(g_S.data(), S.data(), S.size()), 1e-4);
+  EXPECT_LE(rel_err(g_rS.data(), rS.data(), rS.size()), 1e-4);
+}
+
+TEST(CudaKernels, MoeTopKAndArgmax) {
+  REQUIRE_GPU();
+  std::mt19937 rng(5);
+  const int T = 3, E = 40, k = 4;
+  std::vector<float> logits = randn(size_t(T) * E, rng);
+  logits[7] = logits[9] = 5.0f;  // a tie: the lower index comes first
+  Dev<float> ld(logits), wd(size_t(T) * k);
+  Dev<int32_t> idd(size_t(T) * k);
+  CUDA_OK(kn::moe::TopK(ld.p, T, E, k, true, idd.p, wd.p, nullptr));
+  auto idx = idd.down();
+  auto w = wd.down();
+  for (int t = 0; t < T; ++t) {
+    std::vector<int> order(E);
+    for (int e = 0; e < E; ++e) order[e] = e;
+    const float* p = &logits[size_t(t) * E];
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return p[x] > p[y]; });
+    double norm = 0;
+    for (int i = 0; i < k; ++i) norm += std::exp(double(p[order[i]]));
+    for (int i = 0; i < k; ++i) {
+      EXPECT_EQ(idx[size_t(t) * k + i], order[i]) << "row " << t << " slot " << i;
+      EXPECT_NEAR(w[size_t(t) * k + i], std::exp(double(p[order[i]])) / norm, 1e-5);
+    }
+  }
+  const int V = 50000, rows = 3;
+  std::vector<float> big = randn(size_t(rows) * V, rng);
+  big[123] = big[4567] = 9.0f;
+  Dev<float> bd(big);
+  Dev<int32_t> am(rows);
+  CUDA_OK(kn::sampling::Argmax(bd.p, rows, V, am.p, nullptr));
+  auto got = am.down();
+  for (int r = 0; r < rows; ++r)
+    EXPECT_EQ(got[r], int(std::max_element(big.begin() + size_t(r) * V, big.begin() + size_t(r + 1) * V) - (big.begin() + size_t(r) * V)));
+}
+
+}  // namespace
+#endif  // IMP_HAVE_CUDA_KERNELS
+
+/* ---------------------------------------------------------------------------------------------------------- */
+/* Whole models                                                                                               */
+/* ---------------------------------------------------------------------------------------------------------- */
+
+namespace {
+
+using imp::test::TempDir;
+using imp::test::TinyModelOptions;
+
+bool is_fixture(const std::string& name) { return name.rfind("qwen", 0) == 0; }
+
+struct TinyModels {
+  TempDir f32, bf16, f16, moe;
+  TinyModels() {
+    TinyModelOptions o;
+    o.layers = 4;
+    imp::test::write_tiny_model(f32.path(), o);
+    o.dtype = "BF16";
+    o.seed = 2;
+    imp::test::write_tiny_model(bf16.path(), o);
+    o.dtype = "F16";
+    o.seed = 3;
+    imp::test::write_tiny_model(f16.path(), o);
+    o.dtype = "BF16";
+    o.moe = true;
+    o.seed = 4;
+    imp::test::write_tiny_model(moe.path(), o);
+  }
+};
+
+std::string model_dir(const std::string& name) {
+  static TinyModels tiny;
+  if (name == "tiny_f32") return tiny.f32.path();
+  if (name == "tiny_bf16") return tiny.bf16.path();
+  if (name == "tiny_f16") return tiny.f16.path();
+  if (name == "tiny_moe") return tiny.moe.path();
+  return imp::test::fixtures_dir() + "/" + name;
+}
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(rng() % vocab);
+  return t;
+}
+
+std::vector<float> all_logits(imp::ForwardPass& f, const int32_t* toks, int n, int vocab, std::vector<float>* hidden = nullptr,
+                              int H = 0, bool keep = false) {
+  std::vector<int32_t> rows(n);
+  for (int i = 0; i < n; ++i) rows[i] = i;
+  std::vector<float> logits(size_t(n) * vocab, NAN);
+  if (hidden) hidden->assign(size_t(n) * H, NAN);
+  imp::ForwardBatch b;
+  b.tokens = toks;
+  b.n_tokens = n;
+  b.logit_rows = rows.data();
+  b.n_logit_rows = n;
+  b.logits = logits.data();
+  b.hidden = hidden ? hidden->data() : nullptr;
+  b.keep_row_states = keep;
+  f.Forward(b);
+  return logits;
+}
+
+class CudaModel : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped";
+#if defined(IMP_HAVE_CUDA_KERNELS)
+    const std::string dir = model_dir(GetParam());
+    struct stat st;
+    ASSERT_EQ(stat(dir.c_str(), &st), 0) << "fixture " << GetParam() << " is missing (" << dir
+                                         << "): tools/fixtures/make_fixtures.py writes it";
+    model_ = imp::load_model(dir);
+    V_ = model_->config.n_vocab;
+    H_ = model_->config.n_embd;
+    if (is_fixture(GetParam())) {
+      golden_ = imp::test::load_golden(GetParam());
+      prompt_ = golden_.prompt;
+    } else {
+      prompt_ = random_tokens(40, V_, 17);  // > 16 rows: the cuBLAS path and the one-split attention
+    }
+#endif
+  }
+  std::unique_ptr<imp::ForwardPass> cpu(int n_ctx = 256) { return imp::make_cpu_forward(*model_, n_ctx, 0); }
+  std::unique_ptr<imp::ForwardPass> gpu(int n_ctx = 256) {
+#if defined(IMP_HAVE_CUDA_KERNELS)
+    return imp::make_cuda_forward(*model_, n_ctx, 0);
+#else
+    return nullptr;
+#endif
+  }
+  std::unique_ptr<imp::Model> model_;
+  imp::test::Golden golden_;
+  std::vector<int32_t> prompt_;
+  int V_ = 0, H_ = 0;
+};
+
+TEST_P(CudaModel, PromptLogitsMatchCpu) {
+  const int n = int(prompt_.size());
+  auto c = cpu();
+  auto g = gpu();
+  std::vector<float> ch, gh;
+  std::vector<float> want = all_logits(*c, prompt_.data(), n, V_, &ch, H_);
+  std::vector<float> got = all_logits(*g, prompt_.data(), n, V_, &gh, H_);
+  double worst = 0;
+  for (int p = 0; p < n; ++p) {
+    const double e = rel_err(&got[size_t(p) * V_], &want[size_t(p) * V_], V_);
+    worst = std::max(worst, e);
+    EXPECT_LE(e, kModelTol) << "position " << p;
+  }
+  EXPECT_LE(rel_err(gh.data(), ch.data(), ch.size()), kModelTol) << "hidden states";
+  std::printf("[ %s ] GPU vs CPU prompt logits: max rel err %.3g\n", GetParam(), worst);
+  if (is_fixture(GetParam())) {
+    const imp::test::GoldenTensor& ref = golden_.tensor("logits");
+    double wt = 0;
+    for (int p = 0; p < n; ++p) wt = std::max(wt, rel_err(&got[size_t(p) * V_], ref.row(p), V_));
+    EXPECT_LE(wt, kModelTol) << "GPU vs transformers";
+  }
+}
+
+TEST_P(CudaModel, DecodeAfterPrefillEqualsOnePrefill) {
+  const int n = int(prompt_.size()), half = n / 2;
+  auto whole = gpu();
+  std::vector<float> want = all_logits(*whole, prompt_.data(), n, V_);
+  auto inc = gpu();
+  std::vector<float> got = all_logits(*inc, prompt_.data(), half, V_);
+  got.resize(size_t(n) * V_);
+  for (int p = half; p < n; ++p) {
+    std::vector<float> row = all_logits(*inc, &prompt_[p], 1, V_);
+    std::copy(row.begin(), row.end(), got.begin() + size_t(p) * V_);
+  }
+  for (int p = 0; p < n; ++p) EXPECT_LE(rel_err(&got[size_t(p) * V_], &want[size_t(p) * V_], V_), kModelTol) << "position " << p;
+  EXPECT_EQ(inc->n_past(), n);
+}
+
+TEST_P(CudaModel, MtpMatchesCpu) {
+  if (!model_->weights.has_mtp) GTEST_SKIP() << "no MTP head";
+  const int n = int(prompt_.size());
+  auto c = cpu();
+  auto g = gpu();
+  std::vector<float> hidden;
+  all_logits(*c, prompt_.data(), n, V_, &hidden, H_);
+  all_logits(*g, prompt_.data(), n, V_);
+  std::vector<int32_t> next(prompt_.begin() + 1, prompt_.end());
+  next.push_back(prompt_[0]);
+  std::vector<int32_t> rows(n);
+  for (int i = 0; i < n; ++i) rows[i] = i;
+  std::vector<float> lc(size_t(n) * V_, NAN), lg(size_t(n) * V_, NAN), hc(size_t(n) * H_, NAN), hg(size_t(n) * H_, NAN);
+  imp::MtpBatch mb;
+  mb.tokens = next.data();
+  mb.hidden = hidden.data();
+  mb.n = n;
+  mb.pos0 = 0;
+  mb.logit_rows = rows.data();
+  mb.n_logit_rows = n;
+  mb.logits = lc.data();
+  mb.hidden_out = hc.data();
+  c->PrefillMtp(mb);
+  mb.logits = lg.data();
+  mb.hidden_out = hg.data();
+  g->PrefillMtp(mb);
+  for (int p = 0; p < n; ++p) EXPECT_LE(rel_err(&lg[size_t(p) * V_], &lc[size_t(p) * V_], V_), kModelTol) << "MTP row " << p;
+  // Two chain steps fed the CPU's h_mtp and the same draft token.
+  std::vector<float> h(hc.end() - H_, hc.end());
+  for (int s = 1; s <= 2; ++s) {
+    int32_t tok = int32_t(std::max_element(lc.end() - V_, lc.end()) - (lc.end() - V_)), row0 = 0;
+    std::vector<float> c_log(V_), g_log(V_, NAN), c_h(H_), g_h(H_, NAN);
+    imp::MtpBatch cb;
+    cb.tokens = &tok;
+    cb.hidden = h.data();
+    cb.n = 1;
+    cb.pos0 = n - 1 + s;
+    cb.logit_rows = &row0;
+    cb.n_logit_rows = 1;
+    cb.logits = c_log.data();
+    cb.hidden_out = c_h.data();
+    c->MtpForward(cb);
+    cb.logits = g_log.data();
+    cb.hidden_out = g_h.data();
+    g->MtpForward(cb);
+    EXPECT_LE(rel_err(g_log.data(), c_log.data(), V_), kModelTol) << "chain step " << s;
+    EXPECT_LE(rel_err(g_h.data(), c_h.data(), H_), kModelTol) << "chain step " << s;
+    h = c_h;
+    std::copy(c_log.begin(), c_log.end(), lc.end() - V_);
+  }
+  // The MTP KV cache agrees too.
+  auto dc = c->DumpState(n + 2), dg = g->DumpState(n + 2);
+  ASSERT_EQ(dc.size(), dg.size());
+  for (size_t i = 0; i < dc.size(); ++i) {
+    ASSERT_EQ(dc[i].size(), dg[i].size()) << "state tensor " << i;
+    EXPECT_LE(rel_err(dg[i].data(), dc[i].data(), dc[i].size()), kModelTol) << "state tensor " << i;
+  }
+}
+
+// keep_row_states + RollbackTo(p) leaves the state a step-by-step run reaches at p; Snapshot/Restore is exact.
+TEST_P(CudaModel, RollbackRowStatesEqualStepByStep) {
+  const int n0 = std::min<int>(int(prompt_.size()), 12), extra = 5;
+  std::vector<int32_t> toks(prompt_.begin(), prompt_.begin() + n0);
+  std::vector<int32_t> more = random_tokens(extra, V_, 99);
+  auto step = gpu();
+  all_logits(*step, toks.data(), n0, V_);
+  std::vector<std::vector<std::vector<float>>> want{step->DumpState(0)};
+  for (int i = 0; i < extra; ++i) {
+    all_logits(*step, &more[i], 1, V_);
+    want.push_back(step->DumpState(0));
+  }
+  auto g = gpu();
+  all_logits(*g, toks.data(), n0, V_);
+  auto snap = g->Snapshot();
+  auto before = g->DumpState(0);
+  all_logits(*g, more.data(), extra, V_, nullptr, 0, /*keep=*/true);
+  for (int i = extra; i >= 0; --i) {
+    g->RollbackTo(n0 + i);
+    ASSERT_EQ(g->n_past(), n0 + i);
+    auto got = g->DumpState(0);
+    ASSERT_EQ(got.size(), want[i].size());
+    for (size_t s = 0; s < got.size(); ++s) {
+      ASSERT_EQ(got[s].size(), want[i][s].size());
+      EXPECT_LE(rel_err(got[s].data(), want[i][s].data(), got[s].size()), kModelTol) << "row " << i << " tensor " << s;
+    }
+  }
+  all_logits(*g, more.data(), 3, V_);
+  g->Restore(*snap);
+  auto after = g->DumpState(0);
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t s = 0; s < after.size(); ++s) EXPECT_EQ(after[s], before[s]) << "tensor " << s;
+  EXPECT_THROW(g->RollbackTo(n0 + 1), imp::Error);  // Restore drops the kept rows
+}
+
+// Through the C ABI with the CUDA backend: greedy MTP decoding (k = 1..4) emits exactly plain greedy decoding, and
+// the fixtures' golden greedy tokens.
+TEST_P(CudaModel, GreedyMtpParityAndGoldenTokens) {
+  imp_model_params mp = imp_model_default_params();
+  mp.backend = IMP_BACKEND_CUDA;
+  imp_model* m = nullptr;
+  ASSERT_EQ(imp_model_load(&m, model_dir(GetParam()).c_str(), &mp), IMP_OK) << imp_last_error();
+  EXPECT_EQ(m->backend, IMP_BACKEND_CUDA);
+  imp_context_params cp = imp_context_default_params();
+  cp.n_ctx = 256;
+  imp_context* ctx = nullptr;
+  ASSERT_EQ(imp_context_create(&ctx, m, &cp), IMP_OK) << imp_last_error();
+  const int n_gen = is_fixture(GetParam()) ? int(golden_.greedy.size()) : 24;
+  auto generate = [&](int k) {
+    EXPECT_EQ(imp_context_reset(ctx), IMP_OK);
+    imp_generate_params gp = imp_generate_default_params();
+    gp.max_tokens = n_gen;
+    gp.n_draft = k;
+    gp.eos_token = -2;
+    std::vector<imp_token> out(n_gen, -7);
+    size_t n = 0;
+    EXPECT_EQ(imp_generate(ctx, prompt_.data(), int32_t(prompt_.size()), &gp, nullptr, nullptr, out.data(), out.size(), &n,
+                           nullptr),
+              IMP_OK)
+        << imp_last_error();
+    return out;
+  };
+  const std::vector<imp_token> plain = generate(0);
+  if (is_fixture(GetParam())) EXPECT_EQ(plain, golden_.greedy) << "GPU greedy vs transformers";
+  if (model_->weights.has_mtp)
+    for (int k = 1; k <= 4; ++k) EXPECT_EQ(generate(k), plain) << "n_draft " << k;
+  imp_context_free(ctx);
+  imp_model_free(m);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CudaModel,
+                         ::testing::Values("tiny_f32", "tiny_bf16", "tiny_f16", "tiny_moe", "qwen35_dense", "qwen35_moe",
+                                           "qwen3_next"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// Backend selection through the C ABI.
+TEST(CudaBackend, Selection) {
+  TempDir dir;
+  imp::test::write_tiny_model(dir.path(), TinyModelOptions{});
+  imp_model_params mp = imp_model_default_params();
+  mp.backend = IMP_BACKEND_AUTO;
+  imp_model* m = nullptr;
+  ASSERT_EQ(imp_model_load(&m, dir.path().c_str(), &mp), IMP_OK) << imp_last_error();
+  EXPECT_EQ(m->backend, have_gpu() ? IMP_BACKEND_CUDA : IMP_BACKEND_CPU);
+  imp_model_free(m);
+  mp.backend = IMP_BACKEND_CUDA;
+  const imp_status s = imp_model_load(&m, dir.path().c_str(), &mp);
+  if (have_gpu()) {
+    EXPECT_EQ(s, IMP_OK) << imp_last_error();
+    imp_model_free(m);
+  } else {
+#if defined(IMP_HAVE_CUDA_KERNELS)
+    EXPECT_EQ(s, IMP_ERR_BACKEND);
+#else
+    EXPECT_EQ(s, IMP_ERR_UNSUPPORTED);
+#endif
+    EXPECT_EQ(m, nullptr);
+  }
+}
+
+}  // namespace

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the CUDA backend for Hopper and checks it on the GPU of this machine:
+#   1. configure + build into build-gpu (-DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90), -j16 by default
+#   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
+#   3. compute-sanitizer --tool memcheck on the GPU test binary
+#   4. imp-bench, if it was built and IMP_BENCH_ARGS names a model and prompts (informational)
+# Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
+#   usage: tools/gpu-check.sh            (from the repository root)
+#   env:   OUT=dir  JOBS=n  BUILD=dir  CUDA_HOME=/usr/local/cuda  IMP_BENCH_ARGS="--model DIR --prompts FILE"
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-$ROOT/gpu-logs}"
+BUILD="${BUILD:-$ROOT/build-gpu}"
+JOBS="${JOBS:-16}"
+CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+export PATH="$CUDA_HOME/bin:$PATH"
+mkdir -p "$OUT"
+status=0
+step() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+
+step "device"
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed (no driver?)" | tee -a "$OUT/summary.txt"
+head -15 "$OUT/nvidia-smi.txt" 2>/dev/null
+
+step "configure + build ($BUILD, -j$JOBS)"
+if ! { cmake -S "$ROOT" -B "$BUILD" -DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+         -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DCMAKE_BUILD_TYPE=Release &&
+       cmake --build "$BUILD" -j"$JOBS"; } > "$OUT/build.log" 2>&1; then
+  echo "BUILD FAILED (see $OUT/build.log)" | tee -a "$OUT/summary.txt"
+  tail -40 "$OUT/build.log"
+  exit 1
+fi
+grep -E "warning" "$OUT/build.log" | sort -u > "$OUT/build-warnings.txt" || true
+echo "build ok, $(wc -l < "$OUT/build-warnings.txt") distinct warning lines" | tee -a "$OUT/summary.txt"
+
+step "GPU tests alone (test_cuda, verbose)"
+if ! "$BUILD/tests/test_cuda" > "$OUT/test_cuda.log" 2>&1; then status=1; echo "test_cuda FAILED" | tee -a "$OUT/summary.txt"; fi
+if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda.log"; then
+  status=1
+  echo "test_cuda SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
+fi
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |max rel err" "$OUT/test_cuda.log" | tee -a "$OUT/summary.txt"
+
+step "ctest (all suites)"
+if ! (cd "$BUILD" && ctest --output-on-failure -j"$((JOBS / 2 > 0 ? JOBS / 2 : 1))") > "$OUT/ctest.log" 2>&1; then
+  status=1
+  echo "ctest FAILED" | tee -a "$OUT/summary.txt"
+fi
+tail -5 "$OUT/ctest.log" | tee -a "$OUT/summary.txt"
+
+step "compute-sanitizer memcheck (test_cuda)"
+SAN="$(command -v compute-sanitizer || echo "$CUDA_HOME/compute-sanitizer/compute-sanitizer")"
+if [ -x "$SAN" ]; then
+  # The kernel tests and one model of each kind keep the run short; memcheck slows kernels down 10-100x.
+  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
+       "$BUILD/tests/test_cuda" --gtest_filter='CudaKernels.*:Models/CudaModel.*/tiny_*:Models/CudaModel.*/qwen3_next' \
+       > "$OUT/memcheck.log" 2>&1; then
+    status=1
+    echo "memcheck FAILED (see $OUT/memcheck.log)" | tee -a "$OUT/summary.txt"
+  fi
+  tail -3 "$OUT/memcheck.log" | tee -a "$OUT/summary.txt"
+else
+  echo "compute-sanitizer not found: memcheck not run" | tee -a "$OUT/summary.txt"
+  status=1
+fi
+
+step "benchmark"
+# imp-bench needs a model and prompts (IMP_BENCH_ARGS="--model DIR --prompts FILE.json ..."); it drives the engine
+# it builds itself, so it measures the GPU only once it can select the CUDA backend.
+if [ -x "$BUILD/imp-bench" ] && [ -n "${IMP_BENCH_ARGS:-}" ]; then
+  # shellcheck disable=SC2086
+  timeout 600 "$BUILD/imp-bench" $IMP_BENCH_ARGS > "$OUT/bench.log" 2>&1 ||
+    echo "imp-bench exited non-zero (see $OUT/bench.log)" | tee -a "$OUT/summary.txt"
+  tail -20 "$OUT/bench.log"
+else
+  echo "benchmark skipped (no imp-bench binary, or IMP_BENCH_ARGS unset)" | tee -a "$OUT/summary.txt"
+fi
+
+step "result: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
+exit $status
