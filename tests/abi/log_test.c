@@ -53,6 +53,11 @@ int main(void) {
     CHECK(imp_set_log_callback(on_log, &a, (imp_log_level)7) == IMP_ERR_INVALID_ARGUMENT);
     CHECK(strlen(imp_last_error()) > 0);
     CHECK(imp_set_log_callback(on_log, &a, (imp_log_level)-1) == IMP_ERR_INVALID_ARGUMENT);
+    /* Every failed call is also logged at IMP_LOG_ERROR, to the sink in place (b). */
+    CHECK(b.n_calls == 2);
+    CHECK(b.last_level == IMP_LOG_ERROR);
+    CHECK(strstr(b.last_message, "IMP_ERR_INVALID_ARGUMENT") != NULL);
+    b.n_calls = 0;
 
     /* A callback may not call libimp: imp_set_log_callback from inside it is refused. */
     b.try_nested = 1;
