@@ -31,10 +31,17 @@ __global__ void GatherRowsKernel(const float* __restrict__ src, const int32_t* _
 }
 
 template <typename W>
-__global__ void ConvertKernel(const float* __restrict__ x, size_t n, W* __restrict__ out) {
+__global__ void ConvertKernel(const float* __restrict__ x, size_t n, W* __restrict__ hi, W* __restrict__ lo) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    if constexpr (std::is_same_v<W, __half>) out[i] = __float2half_rn(x[i]);
-    else out[i] = __float2bfloat16_rn(x[i]);
+    if constexpr (std::is_same_v<W, __half>) {
+      const __half h = __float2half_rn(x[i]);
+      hi[i] = h;
+      if (lo) lo[i] = __float2half_rn(x[i] - __half2float(h));
+    } else {
+      const __nv_bfloat16 h = __float2bfloat16_rn(x[i]);
+      hi[i] = h;
+      if (lo) lo[i] = __float2bfloat16_rn(x[i] - __bfloat162float(h));
+    }
   }
 }
 
@@ -61,12 +68,15 @@ cudaError_t GatherRows(const float* src, const int32_t* rows, int n_rows, int n,
   return cudaGetLastError();
 }
 
-cudaError_t ConvertF32(const float* x, size_t n, WType to, void* out, cudaStream_t stream) {
+cudaError_t ConvertF32(const float* x, size_t n, WType to, void* hi, void* lo, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   switch (to) {
-    case WType::F16: ConvertKernel<__half><<<grid_for(n), 256, 0, stream>>>(x, n, static_cast<__half*>(out)); break;
+    case WType::F16:
+      ConvertKernel<__half><<<grid_for(n), 256, 0, stream>>>(x, n, static_cast<__half*>(hi), static_cast<__half*>(lo));
+      break;
     case WType::BF16:
-      ConvertKernel<__nv_bfloat16><<<grid_for(n), 256, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(out));
+      ConvertKernel<__nv_bfloat16><<<grid_for(n), 256, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(hi),
+                                                                    static_cast<__nv_bfloat16*>(lo));
       break;
     default: IMP_DISPATCH_FAIL("conversion target type (F16 or BF16)", int(to));
   }

@@ -4,7 +4,8 @@
 //   Embed:      out (T, H) fp32 = table[tokens[t]] (V, H) in its stored type; tokens: (T) int32 on the device
 //   SiluMul:    g (n) = silu(g) * u
 //   GatherRows: dst (n_rows, n) = src[rows[i]] (·, n); rows: (n_rows) int32 on the device
-//   ConvertF32: out (n) in `to` (F16 or BF16; round to nearest even) = x (n) fp32
+//   ConvertF32: hi (n) in `to` (F16 or BF16; round to nearest even) = x (n) fp32, and, when lo is not null,
+//               lo (n) = the rounding of x - hi: hi + lo carries about twice the 16-bit type's precision
 #ifndef IMP_KERNELS_ELEMENTWISE_CUH_
 #define IMP_KERNELS_ELEMENTWISE_CUH_
 
@@ -21,7 +22,7 @@ cudaError_t SiluMul(float* g, const float* u, size_t n, cudaStream_t stream);
 
 cudaError_t GatherRows(const float* src, const int32_t* rows, int n_rows, int n, float* dst, cudaStream_t stream);
 
-cudaError_t ConvertF32(const float* x, size_t n, WType to, void* out, cudaStream_t stream);
+cudaError_t ConvertF32(const float* x, size_t n, WType to, void* hi, void* lo, cudaStream_t stream);
 
 }  // namespace imp::kernels::elementwise
 

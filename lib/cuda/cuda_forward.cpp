@@ -6,8 +6,10 @@
 // and the MTP head with its own KV cache. Weights come from the model's shared device copy (device_weights.h);
 // every activation and state buffer is allocated at construction. Batches longer than kMaxRows run in chunks of
 // kMaxRows rows (the layers are causal, so the result is that of one batch). Matrix products with at most 16
-// rows use the GEMV kernels, longer ones cuBLAS (fp32 accumulation; the activations are rounded to the weights'
-// 16-bit type first). Each call ends with a stream synchronisation, so errors surface in the call that caused
+// rows use the GEMV kernels, longer ones cuBLAS (fp32 accumulation). cuBLAS wants the activations in the weights'
+// 16-bit type; one rounding to bf16 per product drifts far from the fp32 reference on some models, so the
+// activations are split into hi + lo 16-bit parts and multiplied twice (y = W hi + W lo), which keeps about
+// 16 bits of mantissa at twice the tensor-core work. Each call ends with a stream synchronisation, so errors surface in the call that caused
 // them as imp::Error(IMP_ERR_BACKEND, "<what>: <cudaGetErrorString>").
 #include "core/error.h"
 #include "cuda/check.h"
@@ -295,7 +297,7 @@ class CudaForward : public ForwardPass {
     }
     sel_ = f(size_t(kLogitChunk) * H);
     logits_ = f(size_t(kLogitChunk) * V);
-    conv16_ = DevBuf(size_t(R) * std::max(w_->max_cols, 1) * 2);
+    conv16_ = DevBuf(size_t(R) * std::max(w_->max_cols, 1) * 2 * 2);  // hi and lo parts
 
     const size_t kv = size_t(n_ctx_) * nkv * hd;
     for (int i = 0; i < c_.n_layer; ++i) {
@@ -362,14 +364,23 @@ class CudaForward : public ForwardPass {
     const float one = 1.0f, zero = 0.0f;
     const void* B = x;
     cudaDataType_t type = CUDA_R_32F;
+    const void* B_lo = nullptr;
     if (W.wtype != k::WType::F32) {
       type = W.wtype == k::WType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
-      check(k::elementwise::ConvertF32(x, size_t(T) * W.cols, W.wtype, conv16_.as<void>(), stream_), "activation conversion");
-      B = conv16_.as<void>();
+      const size_t n = size_t(T) * W.cols;
+      void* hi = conv16_.as<void>();
+      void* lo = static_cast<char*>(hi) + n * 2;
+      check(k::elementwise::ConvertF32(x, n, W.wtype, hi, lo, stream_), "activation conversion");
+      B = hi;
+      B_lo = lo;
     }
     check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, T, W.cols, &one, W.data, type, W.cols, B, type,
                        W.cols, &zero, y, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
           "cublasGemmEx");
+    if (B_lo)
+      check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, T, W.cols, &one, W.data, type, W.cols, B_lo, type,
+                         W.cols, &one, y, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx (lo part)");
   }
 
   // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H).
@@ -583,7 +594,7 @@ class CudaForward : public ForwardPass {
   DevBuf router_, topk_idx_, topk_w_, act_, eout_, sh_, sg_;
   DevBuf cat_, hid_in_;                  // MTP (R, 2H), (R, H)
   DevBuf sel_, logits_;                  // (kLogitChunk, H), (kLogitChunk, V)
-  DevBuf conv16_;                        // (R, max cols) 16-bit activations for cuBLAS
+  DevBuf conv16_;                        // 2 x (R, max cols) 16-bit activations (hi, lo) for cuBLAS
 };
 
 }  // namespace
