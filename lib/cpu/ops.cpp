@@ -51,40 +51,61 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// NT activation rows against one weight row: the weights are loaded and converted once for all NT rows. Each
-// (row, token) sum runs the same FMA sequence whatever NT is, so results do not depend on the batch size.
-template <DType DT, int NT>
-inline void row_dots(const void* w, size_t base, int cols, const float* x, float* out) {
-  __m256 acc[NT];
-  for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+// R weight rows against NT activation rows: each weight vector is loaded and converted once for all NT tokens,
+// and each x vector once for all R rows. Every (row, token) sum keeps its own accumulator and runs the same FMA
+// sequence whatever R and NT are, so results do not depend on the batch size; R x NT independent accumulators
+// hide the FMA latency that a single dot product is bound by.
+template <DType DT, int R, int NT>
+inline void block_dots(const void* w, size_t base, int cols, const float* x, float* out /* (R, NT) */) {
+  __m256 acc[R][NT];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NT; ++j) acc[r][j] = _mm256_setzero_ps();
   int i = 0;
   for (; i + 8 <= cols; i += 8) {
-    const __m256 wv = load8<DT>(w, base + i);
-    for (int j = 0; j < NT; ++j) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + size_t(j) * cols + i), acc[j]);
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load8<DT>(w, base + size_t(r) * cols + i);
+    for (int j = 0; j < NT; ++j) {
+      const __m256 xv = _mm256_loadu_ps(x + size_t(j) * cols + i);
+      for (int r = 0; r < R; ++r) acc[r][j] = _mm256_fmadd_ps(wv[r], xv, acc[r][j]);
+    }
   }
-  for (int j = 0; j < NT; ++j) {
-    float tail = 0;
-    for (int k = i; k < cols; ++k) tail += load1<DT>(w, base + k) * x[size_t(j) * cols + k];
-    out[j] = hsum(acc[j]) + tail;
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NT; ++j) {
+      float tail = 0;
+      for (int k = i; k < cols; ++k) tail += load1<DT>(w, base + size_t(r) * cols + k) * x[size_t(j) * cols + k];
+      out[r * NT + j] = hsum(acc[r][j]) + tail;
+    }
+}
+
+// Rows [r0, r1) for tokens [t, t + NT) in blocks of R rows: R x NT accumulators plus R weight vectors stay within
+// the 16 vector registers.
+template <DType DT, int NT>
+void rows_for_tokens(const Mat& W, const float* xt, int t, float* y, int r0, int r1) {
+  constexpr int R = NT <= 2 ? 4 : NT == 3 ? 3 : 2;
+  const int rows = W.rows, cols = W.cols;
+  float out[R * NT];
+  int r = r0;
+  for (; r + R <= r1; r += R) {
+    block_dots<DT, R, NT>(W.data, size_t(r) * cols, cols, xt, out);
+    for (int q = 0; q < R; ++q)
+      for (int j = 0; j < NT; ++j) y[size_t(t + j) * rows + r + q] = out[q * NT + j];
+  }
+  for (; r < r1; ++r) {
+    block_dots<DT, 1, NT>(W.data, size_t(r) * cols, cols, xt, out);
+    for (int j = 0; j < NT; ++j) y[size_t(t + j) * rows + r] = out[j];
   }
 }
 
 template <DType DT>
 void matmul_rows(const Mat& W, const float* x, int T, float* y, int r0, int r1) {
-  const int rows = W.rows, cols = W.cols;
-  float out[4];
-  for (int r = r0; r < r1; ++r) {
-    const size_t base = size_t(r) * cols;
-    for (int t = 0; t < T; t += 4) {
-      const float* xt = x + size_t(t) * cols;
-      const int nt = std::min(4, T - t);
-      switch (nt) {
-        case 4: row_dots<DT, 4>(W.data, base, cols, xt, out); break;
-        case 3: row_dots<DT, 3>(W.data, base, cols, xt, out); break;
-        case 2: row_dots<DT, 2>(W.data, base, cols, xt, out); break;
-        default: row_dots<DT, 1>(W.data, base, cols, xt, out); break;
-      }
-      for (int j = 0; j < nt; ++j) y[size_t(t + j) * rows + r] = out[j];
+  const int cols = W.cols;
+  for (int t = 0; t < T; t += 4) {
+    const float* xt = x + size_t(t) * cols;
+    switch (std::min(4, T - t)) {
+      case 4: rows_for_tokens<DT, 4>(W, xt, t, y, r0, r1); break;
+      case 3: rows_for_tokens<DT, 3>(W, xt, t, y, r0, r1); break;
+      case 2: rows_for_tokens<DT, 2>(W, xt, t, y, r0, r1); break;
+      default: rows_for_tokens<DT, 1>(W, xt, t, y, r0, r1); break;
     }
   }
 }

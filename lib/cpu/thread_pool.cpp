@@ -12,7 +12,9 @@
 namespace imp {
 
 namespace {
-constexpr int kSpinIterations = 20000;  // ~0.1 ms of pausing before a worker goes to sleep
+// A short spin: long enough to catch the next matmul of a decode step, short enough not to steal a core from
+// other threads when the machine is oversubscribed.
+constexpr int kSpinIterations = 4000;
 
 inline void chunk_range(int n, int chunks, int c, int* b, int* e) {
   *b = int(int64_t(n) * c / chunks);
