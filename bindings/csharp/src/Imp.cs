@@ -62,6 +62,52 @@ namespace Imp
             return Utf8.FromNative(NativeMethods.imp_status_name(status));
         }
 
+        // ----- Logging: imp_set_log_callback -----
+
+        static readonly object logLock = new object(); // serialises setters, so logThunk matches the native sink
+#pragma warning disable 414 // written only: the reference is what keeps the delegate from being collected
+        static imp_log_callback logThunk;              // the delegate libimp holds; alive while it is installed
+#pragma warning restore 414
+        [ThreadStatic] static bool inLogCallback;      // set while this thread runs the handler
+
+        // imp_set_log_callback: libimp's messages of level <= maxLevel, from every model and context of the
+        // process, go to handler (level, message); null turns logging off (the default). The handler runs on
+        // whichever thread called into libimp, one call at a time; it must not call libimp. Exceptions it throws
+        // are caught and dropped (they cannot cross native frames). When this returns, the previous handler is
+        // not running and will not be called again. Throws ImpException IMP_ERR_BAD_STATE when called from inside
+        // a handler, IMP_ERR_INVALID_ARGUMENT for a maxLevel outside IMP_LOG_ERROR .. IMP_LOG_DEBUG.
+        public static void SetLogCallback(Action<imp_log_level, string> handler, imp_log_level maxLevel)
+        {
+            // Checked before the lock: another thread may hold it while libimp waits for this handler to return.
+            if (inLogCallback)
+                throw new ImpException(imp_status.IMP_ERR_BAD_STATE,
+                                       "Library.SetLogCallback was called from inside a log callback");
+            imp_log_callback thunk = null;
+            if (handler != null)
+            {
+                thunk = delegate (imp_log_level level, IntPtr message, IntPtr userData)
+                {
+                    bool outer = inLogCallback;
+                    inLogCallback = true;
+                    try { handler(level, Utf8.FromNative(message)); }
+                    catch (Exception) { } // never unwind through native frames
+                    finally { inLogCallback = outer; }
+                };
+            }
+            lock (logLock)
+            {
+                imp_status st = NativeMethods.imp_set_log_callback(thunk, IntPtr.Zero, maxLevel);
+                if (st != imp_status.IMP_OK)
+                {
+                    string message = LastError();
+                    GC.KeepAlive(thunk); // libimp may have called it (its "callback set" line) before failing
+                    throw new ImpException(st, message);
+                }
+                // libimp no longer calls the old delegate: it may be collected now.
+                logThunk = thunk;
+            }
+        }
+
         // imp_utf8_incomplete_tail over bytes[offset .. offset+count).
         public static int Utf8IncompleteTail(byte[] bytes, int offset, int count)
         {

@@ -41,6 +41,14 @@ namespace Imp
         IMP_ERR_INTERNAL = -99,
     }
 
+    public enum imp_log_level : int
+    {
+        IMP_LOG_ERROR = 0,
+        IMP_LOG_WARN = 1,
+        IMP_LOG_INFO = 2,
+        IMP_LOG_DEBUG = 3,
+    }
+
     public enum imp_backend : int
     {
         IMP_BACKEND_AUTO = 0,
@@ -138,6 +146,12 @@ namespace Imp
         public double t_verify_ms;
     }
 
+    // Receives one log message: message is NUL-terminated UTF-8, valid only during the call (Utf8.FromNative).
+    // May run on any thread that calls libimp, one call at a time; must not throw or call libimp. Keep the
+    // delegate alive until imp_set_log_callback has replaced it (Library.SetLogCallback does both).
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    public delegate void imp_log_callback(imp_log_level level, IntPtr message, IntPtr user_data);
+
     // Called with each emitted token; return 0 to go on. Keep the delegate alive for the whole imp_generate call.
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     public delegate int imp_token_callback(int token, IntPtr user_data);
@@ -168,6 +182,9 @@ namespace Imp
         public static extern IntPtr imp_last_error();
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern IntPtr imp_status_name(imp_status status);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern imp_status imp_set_log_callback(imp_log_callback callback, IntPtr user_data,
+                                                             imp_log_level max_level);
 
         // Models
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

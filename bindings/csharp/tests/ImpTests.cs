@@ -4,6 +4,9 @@
 //               imp_context_reset) emits exactly what imp_generate emits, greedy and sampled
 //   errors      bad path, token out of range, out-of-order calls, a throwing callback, disposal twice, a model
 //               disposed before its context
+//   logging     Library.SetLogCallback: failed calls logged at IMP_LOG_ERROR with the status name, the level
+//               threshold, a throwing handler, re-entrancy refused, many threads, the delegate surviving a GC,
+//               uninstalling
 //   tokenizer   round trip when the model directory has a tokenizer.json
 //   nuspec      Imp.nuspec is valid XML with the runtimes/<rid>/native/ layout and real paths
 // Usage: ImpTests.exe --layout PRINT_LAYOUT --source SRC_DIR --tiny TINY_MODEL_DIR --nuspec FILE --native-dir DIR
@@ -12,6 +15,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Reflection;
+using System.Threading;
 using System.Runtime.InteropServices;
 using System.Xml;
 using Imp;
@@ -111,7 +115,7 @@ static class ImpTests
                 if (w[1] == "sizeof_enum")
                 {
                     foreach (Type e in new[] { typeof(imp_status), typeof(imp_backend), typeof(imp_logits_mode),
-                                               typeof(imp_stop_reason) })
+                                               typeof(imp_stop_reason), typeof(imp_log_level) })
                         Equal(v, Marshal.SizeOf(Enum.GetUnderlyingType(e)), "sizeof(" + e.Name + ")");
                 }
                 else if (w[1] == "IMP_ABI_VERSION") Equal(v, NativeMethods.IMP_ABI_VERSION, w[1]);
@@ -370,6 +374,139 @@ static class ImpTests
     }
 
     // ---------------------------------------------------------------------------------------------------------
+    // Logging
+    // ---------------------------------------------------------------------------------------------------------
+
+    sealed class LogRecorder
+    {
+        public readonly List<KeyValuePair<imp_log_level, string>> Lines = new List<KeyValuePair<imp_log_level, string>>();
+        public void Add(imp_log_level level, string message)
+        {
+            lock (Lines) Lines.Add(new KeyValuePair<imp_log_level, string>(level, message));
+        }
+        public int Count { get { lock (Lines) return Lines.Count; } }
+        public bool Has(imp_log_level level, string part)
+        {
+            lock (Lines)
+                foreach (var l in Lines)
+                    if (l.Key == level && l.Value.Contains(part)) return true;
+            return false;
+        }
+        public int CountAbove(imp_log_level max)
+        {
+            int n = 0;
+            lock (Lines)
+                foreach (var l in Lines)
+                    if (l.Key > max) ++n;
+            return n;
+        }
+    }
+
+    static void FailLoad(string bad)
+    {
+        ImpException e = Throws(delegate { Model.Load(bad); }, "load of a missing path (logging)");
+        if (e != null) Equal(imp_status.IMP_ERR_NOT_FOUND, e.Status, "missing path with a log handler: status");
+    }
+
+    static void TestLogging()
+    {
+        Console.WriteLine("logging");
+        string bad = "/nonexistent/imp-log-test";
+        try
+        {
+            // DEBUG: libimp's "callback set" line, then the failed load at IMP_LOG_ERROR naming the status.
+            LogRecorder a = new LogRecorder();
+            Library.SetLogCallback(a.Add, imp_log_level.IMP_LOG_DEBUG);
+            Check(a.Has(imp_log_level.IMP_LOG_DEBUG, Library.Version()), "DEBUG: the 'callback set' line");
+            FailLoad(bad);
+            Check(a.Has(imp_log_level.IMP_LOG_ERROR, "IMP_ERR_NOT_FOUND"), "the failed load is logged at ERROR with its status");
+            Check(a.Has(imp_log_level.IMP_LOG_ERROR, bad), "the ERROR line names the path");
+            lock (a.Lines)
+                foreach (var l in a.Lines) Console.WriteLine("  [" + l.Key + "] " + l.Value);
+
+            // The delegate libimp holds survives a collection (Library keeps it in a static field).
+            int before = a.Count;
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            FailLoad(bad);
+            Check(a.Count > before, "the handler still runs after a GC");
+
+            // ERROR threshold with a new handler: the old one sees nothing more, nothing above ERROR arrives.
+            LogRecorder b = new LogRecorder();
+            int aCount = a.Count;
+            Library.SetLogCallback(b.Add, imp_log_level.IMP_LOG_ERROR);
+            FailLoad(bad);
+            Equal(aCount, a.Count, "the replaced handler is not called any more");
+            Check(b.Has(imp_log_level.IMP_LOG_ERROR, "IMP_ERR_NOT_FOUND"), "ERROR threshold: the failure arrives");
+            Equal(0, b.CountAbove(imp_log_level.IMP_LOG_ERROR), "ERROR threshold: nothing less severe");
+
+            // A bad level is refused, changes nothing, and is itself logged to the handler in place.
+            ImpException e = Throws(delegate { Library.SetLogCallback(a.Add, (imp_log_level)7); }, "log level 7");
+            if (e != null) Equal(imp_status.IMP_ERR_INVALID_ARGUMENT, e.Status, "log level 7: status");
+            Check(b.Has(imp_log_level.IMP_LOG_ERROR, "IMP_ERR_INVALID_ARGUMENT"), "the refused level is logged");
+            Equal(aCount, a.Count, "a refused level installs nothing");
+
+            // A throwing handler: the exception stays on the managed side, the call reports its own status.
+            int thrown = 0;
+            Library.SetLogCallback(delegate (imp_log_level l, string m) { ++thrown; throw new FormatException("from the log handler"); },
+                                   imp_log_level.IMP_LOG_DEBUG);
+            FailLoad(bad);
+            Check(thrown >= 2, "the throwing handler ran (callback set line, failed load): " + thrown);
+
+            // Re-entrancy: SetLogCallback from inside a handler throws IMP_ERR_BAD_STATE and changes nothing.
+            imp_status nested = imp_status.IMP_OK;
+            LogRecorder c = new LogRecorder();
+            Library.SetLogCallback(delegate (imp_log_level l, string m)
+            {
+                c.Add(l, m);
+                try { Library.SetLogCallback(null, imp_log_level.IMP_LOG_ERROR); }
+                catch (ImpException x) { nested = x.Status; }
+            }, imp_log_level.IMP_LOG_DEBUG);
+            Equal(imp_status.IMP_ERR_BAD_STATE, nested, "SetLogCallback inside a handler");
+            FailLoad(bad);
+            Check(c.Has(imp_log_level.IMP_LOG_ERROR, "IMP_ERR_NOT_FOUND"), "the handler is still installed after the refused nested call");
+
+            // Many threads: every failure reaches the handler, one call at a time.
+            LogRecorder d = new LogRecorder();
+            int running = 0, overlapped = 0;
+            Library.SetLogCallback(delegate (imp_log_level l, string m)
+            {
+                if (Interlocked.Increment(ref running) != 1) Interlocked.Increment(ref overlapped);
+                if (l == imp_log_level.IMP_LOG_ERROR) d.Add(l, m);
+                Thread.Sleep(0);
+                Interlocked.Decrement(ref running);
+            }, imp_log_level.IMP_LOG_ERROR);
+            const int nThreads = 4, nEach = 25;
+            Thread[] threads = new Thread[nThreads];
+            for (int i = 0; i < nThreads; ++i)
+            {
+                threads[i] = new Thread(delegate ()
+                {
+                    for (int j = 0; j < nEach; ++j)
+                        try { Model.Load(bad); } catch (ImpException) { }
+                });
+                threads[i].Start();
+            }
+            foreach (Thread t in threads) t.Join();
+            Equal(nThreads * nEach, d.Count, "every failure from " + nThreads + " threads is logged");
+            Equal(0, overlapped, "handler calls never overlap");
+
+            // Off: nothing is called any more.
+            Library.SetLogCallback(null, imp_log_level.IMP_LOG_DEBUG);
+            int dCount = d.Count, cCount = c.Count;
+            FailLoad(bad);
+            Equal(dCount, d.Count, "no calls after uninstalling");
+            Equal(cCount, c.Count, "no calls to earlier handlers after uninstalling");
+            Console.WriteLine("  " + a.Count + " + " + b.Count + " + " + c.Count + " + " + d.Count + " lines logged");
+        }
+        finally
+        {
+            Library.SetLogCallback(null, imp_log_level.IMP_LOG_ERROR);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
     // nuspec
     // ---------------------------------------------------------------------------------------------------------
 
@@ -419,6 +556,7 @@ static class ImpTests
         Action[] tests = {
             TestLayout,
             delegate { string dir = ChooseModel(); using (Model m = Model.Load(dir)) TestLoop(m, dir); TestErrors(dir); },
+            TestLogging,
             TestNuspec,
         };
         foreach (Action t in tests)

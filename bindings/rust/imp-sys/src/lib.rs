@@ -50,6 +50,23 @@ pub const IMP_ERR_TOKENIZER: imp_status = -21;
 pub const IMP_ERR_INTERNAL: imp_status = -99;
 
 // ------------------------------------------------------------------------------------------------------------
+// Logging
+// ------------------------------------------------------------------------------------------------------------
+
+/// Log levels, most severe first; a threshold lets a level and everything above through.
+pub type imp_log_level = i32;
+pub const IMP_LOG_ERROR: imp_log_level = 0;
+pub const IMP_LOG_WARN: imp_log_level = 1;
+pub const IMP_LOG_INFO: imp_log_level = 2;
+pub const IMP_LOG_DEBUG: imp_log_level = 3;
+
+/// Receives one message (UTF-8, NUL-terminated, valid only during the call) and the user_data given to
+/// `imp_set_log_callback()`. Runs on whichever thread called into libimp, never two at once. It must not
+/// unwind (catch panics) and must not call libimp.
+pub type imp_log_callback =
+    Option<unsafe extern "C" fn(level: imp_log_level, message: *const c_char, user_data: *mut c_void)>;
+
+// ------------------------------------------------------------------------------------------------------------
 // Models
 // ------------------------------------------------------------------------------------------------------------
 
@@ -231,6 +248,10 @@ extern "C" {
     // Status codes and errors
     pub fn imp_last_error() -> *const c_char;
     pub fn imp_status_name(status: imp_status) -> *const c_char;
+
+    // Logging
+    pub fn imp_set_log_callback(callback: imp_log_callback, user_data: *mut c_void, max_level: imp_log_level)
+        -> imp_status;
 
     // Models
     pub fn imp_model_default_params() -> imp_model_params;

@@ -6,9 +6,10 @@
 //! * [`Tokenizer`] (`imp_tokenizer`) is immutable and `Send + Sync`.
 //! * Every failing `imp_status` becomes an [`Error`]: the [`Status`] and the text of `imp_last_error()`.
 //! * `Drop` frees each object with its `imp_*_free`.
+//! * [`set_log_callback`] (`imp_set_log_callback`) sends libimp's log messages to a closure.
 //!
 //! ```no_run
-//! use std::sync::Arc;
+//! use std::sync::{Arc, Mutex};
 //! let model = Arc::new(imp::Model::load("models/imp-demo")?);
 //! let mut ctx = imp::Context::new(&model)?;
 //! let mut gp = imp::GenerateParams::default();
@@ -24,13 +25,15 @@
 //! fn sync<T: Sync>() {}
 //! sync::<imp::Context>();
 //! ```
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::raw::{c_char, c_void};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use imp_sys as sys;
 
@@ -198,6 +201,138 @@ pub fn abi_version() -> i32 {
 /// `imp_utf8_incomplete_tail()`: how many bytes at the end of `bytes` start a UTF-8 character not complete yet.
 pub fn utf8_incomplete_tail(bytes: &[u8]) -> usize {
     unsafe { sys::imp_utf8_incomplete_tail(bytes.as_ptr() as *const c_char, bytes.len()) }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Logging
+// ------------------------------------------------------------------------------------------------------------
+
+/// The level of a log message (`imp_log_level`), most severe first: `Error < Warn < Info < Debug`, so a
+/// threshold `max` lets through every `level <= max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// a call failed (every failed libimp call is logged at this level, "IMP_ERR_...: message")
+    Error = 0,
+    /// libimp went on, but not quite as asked (a fallback, a clamped value)
+    Warn = 1,
+    /// a few lines per significant event (a model loaded, a context created)
+    Info = 2,
+    /// details for developing libimp; may be many lines per call
+    Debug = 3,
+}
+
+impl LogLevel {
+    /// The level of a C value; values past `IMP_LOG_DEBUG` (a newer libimp) count as `Debug`.
+    pub fn from_code(code: sys::imp_log_level) -> LogLevel {
+        match code {
+            c if c <= sys::IMP_LOG_ERROR => LogLevel::Error,
+            sys::IMP_LOG_WARN => LogLevel::Warn,
+            sys::IMP_LOG_INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        }
+    }
+    /// The C value.
+    pub fn code(self) -> sys::imp_log_level {
+        self as sys::imp_log_level
+    }
+}
+
+/// A log handler for [`set_log_callback`]: the level and the message (no trailing newline).
+pub type LogCallback = Box<dyn Fn(LogLevel, &str) + Send + Sync + 'static>;
+
+/// The installed handler, owned here and lent to libimp as its user_data (a thin pointer to the box).
+struct LogSink(NonNull<LogCallback>);
+
+// The pointee is a `LogCallback`, which is Send + Sync.
+unsafe impl Send for LogSink {}
+
+impl Drop for LogSink {
+    fn drop(&mut self) {
+        unsafe { drop(Box::from_raw(self.0.as_ptr())) }
+    }
+}
+
+/// What libimp holds now. The lock serialises setters so that this always matches the native sink; the
+/// trampoline never takes it (libimp holds its own lock while a callback runs, and a setter waits on that).
+static LOG_SINK: Mutex<Option<LogSink>> = Mutex::new(None);
+
+thread_local! {
+    /// True while this thread runs a log handler: set_log_callback() is then refused without taking LOG_SINK.
+    static IN_LOG_CALLBACK: Cell<bool> = Cell::new(false);
+}
+
+/// Marks this thread as inside a log handler until dropped (also when the handler panics).
+struct InLogCallback(bool);
+
+impl InLogCallback {
+    fn enter() -> InLogCallback {
+        InLogCallback(IN_LOG_CALLBACK.try_with(|f| f.replace(true)).unwrap_or(false))
+    }
+}
+
+impl Drop for InLogCallback {
+    fn drop(&mut self) {
+        let outer = self.0;
+        let _ = IN_LOG_CALLBACK.try_with(|f| f.set(outer));
+    }
+}
+
+/// The `imp_log_callback` libimp calls: forwards to the boxed handler in user_data. A panic stops at
+/// catch_unwind (the default hook has printed it); nothing unwinds into C.
+unsafe extern "C" fn log_trampoline(level: sys::imp_log_level, message: *const c_char, user_data: *mut c_void) {
+    if user_data.is_null() {
+        return;
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let _inside = InLogCallback::enter();
+        // libimp guarantees user_data stays valid: the sink is freed only after imp_set_log_callback replaced it.
+        let handler = &*(user_data as *const LogCallback);
+        let text = if message.is_null() { Cow::Borrowed("") } else { CStr::from_ptr(message).to_string_lossy() };
+        handler(LogLevel::from_code(level), &text);
+    }));
+    if let Err(payload) = result {
+        // Dropping the payload runs user code too; should that panic, leak its payload rather than unwind.
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+    }
+}
+
+/// `imp_set_log_callback()`: sends libimp's messages of level `<= max_level`, from every model and context of
+/// the process, to `callback`; `None` turns logging off (the default: libimp never prints anything itself).
+///
+/// The handler runs on whichever thread called into libimp, one call at a time, and must not call libimp
+/// (calling `set_log_callback` from inside it returns `Status::BadState`). A panic in it is caught and goes no
+/// further. When this returns, the previous handler is not running and will not be called again, and it has
+/// been dropped.
+///
+/// ```no_run
+/// imp::set_log_callback(Some(Box::new(|level, msg| eprintln!("[{:?}] {}", level, msg))), imp::LogLevel::Info)?;
+/// assert!(imp::Model::load("/nonexistent").is_err()); // logged: [Error] IMP_ERR_NOT_FOUND: ...
+/// imp::set_log_callback(None, imp::LogLevel::Error)?;
+/// # Ok::<(), imp::Error>(())
+/// ```
+pub fn set_log_callback(callback: Option<LogCallback>, max_level: LogLevel) -> Result<()> {
+    // Checked before the lock: another thread may hold it while libimp waits for this thread's handler.
+    if IN_LOG_CALLBACK.try_with(|f| f.get()).unwrap_or(false) {
+        return Err(Error {
+            status: Status::BadState,
+            message: "imp::set_log_callback was called from inside a log callback".to_string(),
+        });
+    }
+    let new = callback.map(|cb| LogSink(NonNull::from(Box::leak(Box::new(cb)))));
+    let (trampoline, user_data): (sys::imp_log_callback, *mut c_void) = match &new {
+        Some(sink) => (Some(log_trampoline), sink.0.as_ptr() as *mut c_void),
+        None => (None, ptr::null_mut()),
+    };
+    let old = {
+        let mut installed = LOG_SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // On failure libimp changed nothing: `new` is dropped (after the lock) and the old sink stays.
+        check(unsafe { sys::imp_set_log_callback(trampoline, user_data, max_level.code()) })?;
+        std::mem::replace(&mut *installed, new)
+    };
+    drop(old); // libimp no longer calls it; its drop runs outside the lock
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------------------
