@@ -347,3 +347,23 @@ TEST(DraftVocabulary, GreedyOutputIsUnchanged) {
 }
 
 }  // namespace
+
+namespace {
+
+// IMP_DRAFT_AUTO picks k (0 included) step by step: greedy output still equals plain decoding.
+TEST(AdaptiveDraft, GreedyOutputEqualsPlainDecoding) {
+  for (const char* name : {"tiny_dense", "tiny_moe", "qwen3_next"}) {
+    Handle h(models().path(name));
+    auto prompt = prompt_for(h.vocab(), 16, 15);
+    std::vector<imp_token> plain = generate(h.ctx, prompt, 0, 96);
+    ASSERT_EQ(imp_context_reset(h.ctx), IMP_OK);
+    EXPECT_EQ(generate(h.ctx, prompt, IMP_DRAFT_AUTO, 96), plain) << name;
+  }
+  imp_generate_params gp = imp_generate_default_params();
+  gp.n_draft = -2;
+  Handle h(models().path("tiny_dense"));
+  imp_token t = 1;
+  EXPECT_EQ(imp_generate(h.ctx, &t, 1, &gp, nullptr, nullptr, nullptr, 0, nullptr, nullptr), IMP_ERR_INVALID_ARGUMENT);
+}
+
+}  // namespace

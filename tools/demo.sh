@@ -10,4 +10,4 @@ cmake --build "$build" -j "$(nproc)" --target imp-cli
 prompt=${IMP_PROMPT:-"def fibonacci(n):
     \"\"\"Return the n-th Fibonacci number.\"\"\"
 "}
-exec "$build/imp-cli" --model models/imp-demo --prompt "$prompt" -n 128 --mtp 3 "$@"
+exec "$build/imp-cli" --model models/imp-demo --prompt "$prompt" -n 128 --mtp auto "$@"

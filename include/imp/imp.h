@@ -331,10 +331,17 @@ typedef enum imp_stop_reason {
     IMP_STOP_CONTEXT_FULL = 3  /**< the context ran out of positions */
 } imp_stop_reason;
 
+/* n_draft = IMP_DRAFT_AUTO: before every step choose k in 0..8 (0 = plain decoding) to maximise the expected
+ * tokens per second, from this call's measured acceptance per depth and the measured cost of a decode step, a
+ * draft step and a verify of k drafts. Output stays exact (greedy) or distributed as plain sampling; with
+ * temperature > 0 the random stream then depends on timings. */
+#define IMP_DRAFT_AUTO (-1)
+
 typedef struct imp_generate_params {
     uint32_t size;         /**< sizeof(imp_generate_params), set by imp_generate_default_params() */
     int32_t max_tokens;    /**< tokens to emit at most (> 0); default 128 */
-    int32_t n_draft;       /**< MTP drafts per step, 0 = plain decoding, at most IMP_MAX_DRAFT; default 0 */
+    int32_t n_draft;       /**< MTP drafts per step, 0 = plain decoding, at most IMP_MAX_DRAFT, or IMP_DRAFT_AUTO;
+                                default 0 */
     imp_token eos_token;   /**< stop after this token; -1 = the model's eos_token_id, -2 = never; default -1 */
 } imp_generate_params;
 

@@ -1,7 +1,9 @@
 // The C ABI of sampling, MTP drafting and verification, generation and statistics.
 #include "api/guard.h"
 #include "api/handles.h"
+#include "engine/adaptive.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -100,9 +102,14 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
       std::memcpy(&p, params, sizeof p);
     }
     if (p.max_tokens <= 0) fail(IMP_ERR_INVALID_ARGUMENT, "max_tokens must be > 0");
-    if (p.n_draft < 0 || p.n_draft > IMP_MAX_DRAFT) fail(IMP_ERR_INVALID_ARGUMENT, "n_draft must be in [0, ", IMP_MAX_DRAFT, "]");
+    if ((p.n_draft < 0 && p.n_draft != IMP_DRAFT_AUTO) || p.n_draft > IMP_MAX_DRAFT)
+      fail(IMP_ERR_INVALID_ARGUMENT, "n_draft must be in [0, ", IMP_MAX_DRAFT, "] or IMP_DRAFT_AUTO");
     imp::Engine& e = *ctx->engine;
-    if (p.n_draft > 0 && !e.has_mtp()) fail(IMP_ERR_UNSUPPORTED, "n_draft > 0 but the model has no MTP head");
+    if (p.n_draft != 0 && !e.has_mtp()) fail(IMP_ERR_UNSUPPORTED, "n_draft is not 0 but the model has no MTP head");
+    const bool adaptive = p.n_draft == IMP_DRAFT_AUTO;
+    imp::AdaptiveDraft policy(8);
+    using Clock = std::chrono::steady_clock;
+    auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     const int V = e.model().config.n_vocab;
     const int eos = p.eos_token == -1 ? e.model().config.eos_token_id : p.eos_token;
 
@@ -130,15 +137,19 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
           why = IMP_STOP_CONTEXT_FULL;
           break;
         }
-        const int k = std::min(p.n_draft, room - 1);
+        const int k = std::min(adaptive ? policy.choose() : p.n_draft, room - 1);
         bool go = true;
+        auto t0 = Clock::now();
         if (k > 0) {
           e.draft(last, k, drafts.data(), nullptr);
+          auto t1 = Clock::now();
           int acc = 0, n = e.verify(drafts.data(), k, toks.data(), k + 1, &acc);
+          policy.on_cycle(k, acc, ms(t0, t1), ms(t1, Clock::now()));
           for (int i = 0; i < n && go; ++i) go = emit(toks[i]);
           last = toks[n - 1];
         } else {
           e.prefill(&last, 1, false, logits.data());
+          policy.on_decode(ms(t0, Clock::now()));
           last = e.sample(logits.data());
           go = emit(last);
         }

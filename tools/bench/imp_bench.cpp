@@ -1,6 +1,7 @@
 // imp-bench: measures MTP speculative decoding against plain decoding on held-out prompts, per prompt class.
 //
-//   imp-bench --model DIR --prompts FILE.json [-n 128] [--mtp 1,2,3,4] [--threads N] [--rollback rows|reforward|both]
+//   imp-bench --model DIR --prompts FILE.json [-n 128] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both]
+//             [--draft-vocab N] [--max-prompts N]
 //
 // FILE.json: {"code": ["prompt", ...], "prose": [...], ...}. For each class and each k it prints the acceptance per
 // draft depth (greedy), tokens/s with and without MTP and the speed-up, checks that greedy MTP output equals plain
@@ -59,7 +60,8 @@ std::vector<int> parse_list(const std::string& s) {
   std::vector<int> v;
   for (size_t p = 0; p < s.size();) {
     size_t q = s.find(',', p);
-    v.push_back(std::atoi(s.substr(p, q - p).c_str()));
+    std::string item = s.substr(p, q == std::string::npos ? std::string::npos : q - p);
+    v.push_back(item == "auto" ? IMP_DRAFT_AUTO : std::atoi(item.c_str()));
     p = q == std::string::npos ? s.size() : q + 1;
   }
   return v;
@@ -133,13 +135,15 @@ int main(int argc, char** argv) {
           prefill_ms += r.stats.t_prefill_ms;
           prefill_mtp_ms += r.stats.t_prefill_mtp_ms;
           mismatches += r.out != plain_out[i];
-          for (int d = 0; d < k; ++d) drafted[d] += r.stats.n_drafted[d], accepted[d] += r.stats.n_accepted[d];
+          for (int d = 0; d < IMP_MAX_DRAFT; ++d) drafted[d] += r.stats.n_drafted[d], accepted[d] += r.stats.n_accepted[d];
           verifies += r.stats.n_verify;
           emitted += r.stats.n_emitted;
         }
         const double tokens = double(prompts.size()) * (n - 1);
-        std::printf("%-10s k=%d rollback=%-9s prompts %zu | accept", cls.c_str(), k, mode.c_str(), prompts.size());
-        for (int d = 0; d < k; ++d) std::printf(" d%d %.1f%%", d + 1, drafted[d] ? 100.0 * accepted[d] / drafted[d] : 0.0);
+        std::printf("%-10s k=%-4s rollback=%-9s prompts %zu | accept", cls.c_str(), k == IMP_DRAFT_AUTO ? "auto" : std::to_string(k).c_str(),
+                    mode.c_str(), prompts.size());
+        for (int d = 0; d < IMP_MAX_DRAFT; ++d)
+          if (drafted[d]) std::printf(" d%d %.1f%%", d + 1, 100.0 * accepted[d] / drafted[d]);
         std::printf(" | %.2f tok/step | MTP %.1f tok/s, plain %.1f tok/s, speed-up %.2fx | greedy mismatches %d\n",
                     verifies ? double(emitted) / verifies : 0.0, tokens / mtp_s, tokens / plain_s, plain_s / mtp_s, mismatches);
       }

@@ -23,7 +23,7 @@ struct Options {
   std::string prompt;
   std::vector<imp_token> tokens;
   bool have_prompt = false;
-  int n_predict = 128, mtp = 3, threads = 0, n_ctx = 4096;
+  int n_predict = 128, mtp = IMP_DRAFT_AUTO, threads = 0, n_ctx = 4096;
   float temp = 0.0f, top_p = 1.0f, min_p = 0.0f;
   int top_k = 0;
   unsigned long long seed = 0;
@@ -35,7 +35,7 @@ void usage() {
                "usage: imp-cli [--model DIR] (--prompt TEXT | --tokens ID,ID,...) [-n N] [--mtp K]\n"
                "               [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--threads N] [--ctx N]\n"
                "               [--no-compare] [--quiet]\n"
-               "  --mtp K       MTP drafts per step (0 = plain decoding; default 3)\n"
+               "  --mtp K       MTP drafts per step (0 = plain decoding, auto = adaptive; default auto)\n"
                "  --no-compare  skip the plain-decoding run used for the speed-up figure\n");
 }
 
@@ -61,7 +61,10 @@ bool parse(int argc, char** argv, Options& o) {
       }
       o.have_prompt = true;
     } else if (a == "-n" || a == "--n-predict") o.n_predict = std::atoi(value());
-    else if (a == "--mtp") o.mtp = std::atoi(value());
+    else if (a == "--mtp") {
+      const char* v = value();
+      o.mtp = std::strcmp(v, "auto") == 0 ? IMP_DRAFT_AUTO : std::atoi(v);
+    }
     else if (a == "--temp") o.temp = float(std::atof(value()));
     else if (a == "--top-k") o.top_k = std::atoi(value());
     else if (a == "--top-p") o.top_p = float(std::atof(value()));
@@ -172,7 +175,7 @@ int main(int argc, char** argv) {
   imp_model_info info;
   info.size = sizeof info;
   CHECK(imp_model_get_info(model, &info));
-  if (o.mtp > 0 && info.n_mtp_layer == 0) {
+  if (o.mtp != 0 && info.n_mtp_layer == 0) {
     std::fprintf(stderr, "imp-cli: %s has no MTP head; decoding without MTP\n", o.model.c_str());
     o.mtp = 0;
   }
@@ -207,12 +210,17 @@ int main(int argc, char** argv) {
 
   std::printf("\n--- %s: %zu prompt tokens, %zu generated, %s, temperature %.2f\n", info.arch, prompt.size(),
               main_run.out.size(), o.mtp ? "MTP" : "plain decoding", o.temp);
-  if (o.mtp > 0) {
+  if (o.mtp != 0) {
     const imp_stats& s = main_run.stats;
-    std::printf("MTP k=%d: %lld verify steps, %.2f tokens per step\n", o.mtp, (long long)s.n_verify,
+    int depth = 0;
+    for (int d = 0; d < IMP_MAX_DRAFT; ++d)
+      if (s.n_drafted[d] > 0) depth = d + 1;
+    if (o.mtp > 0) std::printf("MTP k=%d: ", o.mtp);
+    else std::printf("MTP k=auto (adaptive, up to %d used): ", depth);
+    std::printf("%lld verify steps, %.2f tokens per step\n", (long long)s.n_verify,
                 s.n_verify ? double(s.n_emitted) / double(s.n_verify) : 0.0);
     std::printf("acceptance by draft depth:");
-    for (int d = 0; d < o.mtp && d < IMP_MAX_DRAFT; ++d)
+    for (int d = 0; d < depth; ++d)
       std::printf("  %d: %.1f%% (%lld/%lld)", d + 1, s.n_drafted[d] ? 100.0 * double(s.n_accepted[d]) / double(s.n_drafted[d]) : 0.0,
                   (long long)s.n_accepted[d], (long long)s.n_drafted[d]);
     std::printf("\nprefill: main %.1f ms, MTP head %.1f ms (%.0f%% of the main prefill)\n", s.t_prefill_ms, s.t_prefill_mtp_ms,
@@ -220,7 +228,7 @@ int main(int argc, char** argv) {
     std::printf("time: draft %.1f ms, verify %.1f ms\n", s.t_draft_ms, s.t_verify_ms);
   }
   const double tps = decode_tps(main_run);
-  if (o.mtp > 0 && o.compare) {
+  if (o.mtp != 0 && o.compare) {
     Run plain = generate(ctx, prompt, o, 0, nullptr);
     const double plain_tps = decode_tps(plain);
     bool same = plain.out == main_run.out;

@@ -1,0 +1,43 @@
+// The adaptive draft length: before each speculative cycle, pick k (0 = plain decoding) to maximise expected
+// tokens per second from what this context has measured so far:
+//   E(k)    = 1 + sum_{i=1..k} prod_{j=1..i} alpha_j      alpha_j: acceptance at depth j given depth j-1 accepted
+//   cost(k) = verify(k) + k * draft_step                   cost(0) = decode step
+//   k*      = argmax_k E(k) / cost(k)
+// alpha and the costs are exponential moving averages of the engine's own counters and timings; costs of k not
+// measured yet come from a straight line through the measured ones, acceptance at unmeasured depths from the
+// deepest measured one, discounted. When plain decoding wins, a k = 1 probe runs
+// every kProbeEvery steps so that a change in acceptance is noticed. The choice depends only on the past, so
+// verification keeps the output exact (greedy) or distributed as plain sampling; with temperature > 0 the random
+// stream then depends on timings, so runs are not bit-reproducible across machines.
+#pragma once
+
+#include "engine/engine.h"
+
+#include <array>
+
+namespace imp {
+
+class AdaptiveDraft {
+ public:
+  explicit AdaptiveDraft(int k_max) : k_max_(k_max < 1 ? 1 : (k_max > kMaxDraft ? kMaxDraft : k_max)) {}
+
+  // The k for the next cycle (0 = decode one token plainly).
+  int choose();
+  // Report a plain decode step / a cycle of k drafts with its times and how many drafts were accepted.
+  void on_decode(double ms);
+  void on_cycle(int k, int accepted, double draft_ms, double verify_ms);
+
+  double expected_tokens(int k) const;
+  double cost_ms(int k) const;
+
+ private:
+  static constexpr double kDecay = 0.9;    // EMA weight of the past
+  static constexpr int kProbeEvery = 16;   // plain steps between k = 1 probes
+  int k_max_;
+  std::array<double, kMaxDraft + 1> alpha_{};      // alpha_[j], j >= 1; 0 = unmeasured
+  std::array<double, kMaxDraft + 1> verify_ms_{};  // verify cost by k; 0 = unmeasured
+  double draft_step_ms_ = 0, decode_ms_ = 0;
+  int plain_streak_ = 0;
+};
+
+}  // namespace imp
