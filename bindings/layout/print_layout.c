@@ -78,5 +78,6 @@ int main(void) {
     printf("const sizeof_enum %lu\n", (unsigned long)sizeof(imp_status));
     printf("const IMP_ABI_VERSION %d\n", IMP_ABI_VERSION);
     printf("const IMP_MAX_DRAFT %d\n", IMP_MAX_DRAFT);
+    printf("const IMP_DRAFT_AUTO %d\n", IMP_DRAFT_AUTO);
     return 0;
 }

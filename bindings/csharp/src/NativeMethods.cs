@@ -124,7 +124,7 @@ namespace Imp
     {
         public uint size;       // sizeof(imp_generate_params), set by imp_generate_default_params()
         public int max_tokens;  // > 0; default 128
-        public int n_draft;     // 0 = plain decoding, at most IMP_MAX_DRAFT
+        public int n_draft;     // 0 = plain decoding, at most IMP_MAX_DRAFT, or IMP_DRAFT_AUTO
         public int eos_token;   // -1 = the model's, -2 = never
     }
 
@@ -170,6 +170,7 @@ namespace Imp
         public const int IMP_VERSION_PATCH = 0;
         public const int IMP_ABI_VERSION = 1;
         public const int IMP_MAX_DRAFT = 16;
+        public const int IMP_DRAFT_AUTO = -1;  // imp_generate_params.n_draft: adaptive k, 0 included
 
         // Versions
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

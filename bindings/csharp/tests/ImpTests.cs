@@ -120,6 +120,7 @@ static class ImpTests
                 }
                 else if (w[1] == "IMP_ABI_VERSION") Equal(v, NativeMethods.IMP_ABI_VERSION, w[1]);
                 else if (w[1] == "IMP_MAX_DRAFT") Equal(v, NativeMethods.IMP_MAX_DRAFT, w[1]);
+                else if (w[1] == "IMP_DRAFT_AUTO") Equal(v, NativeMethods.IMP_DRAFT_AUTO, w[1]);
                 else Check(false, "unknown constant " + w[1]);
             }
         }

@@ -172,6 +172,8 @@ pub struct imp_sampling_params {
 // ------------------------------------------------------------------------------------------------------------
 
 pub const IMP_MAX_DRAFT: usize = 16;
+/// `imp_generate_params::n_draft`: choose k (0 included) adaptively at every step.
+pub const IMP_DRAFT_AUTO: i32 = -1;
 
 // ------------------------------------------------------------------------------------------------------------
 // Generation
@@ -194,7 +196,7 @@ pub struct imp_generate_params {
     pub size: u32,
     /// tokens to emit at most (> 0); default 128
     pub max_tokens: i32,
-    /// MTP drafts per step, 0 = plain decoding, at most `IMP_MAX_DRAFT`; default 0
+    /// MTP drafts per step, 0 = plain decoding, at most `IMP_MAX_DRAFT`, or `IMP_DRAFT_AUTO`; default 0
     pub n_draft: i32,
     /// stop after this token; -1 = the model's eos_token_id, -2 = never; default -1
     pub eos_token: imp_token,

@@ -47,6 +47,7 @@ fn rust_layout() -> BTreeMap<String, String> {
     m.insert("const sizeof_enum".into(), size_of::<imp_status>().to_string());
     m.insert("const IMP_ABI_VERSION".into(), IMP_ABI_VERSION.to_string());
     m.insert("const IMP_MAX_DRAFT".into(), IMP_MAX_DRAFT.to_string());
+    m.insert("const IMP_DRAFT_AUTO".into(), IMP_DRAFT_AUTO.to_string());
     m
 }
 
