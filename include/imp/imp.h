@@ -166,13 +166,19 @@ typedef struct imp_model_params {
 
 IMP_API imp_model_params IMP_CALL imp_model_default_params(void);
 
-/* Loads a Hugging Face model directory (config.json + *.safetensors, single or sharded). Weights are memory
- * mapped and stay in their stored dtype; every tensor's shape is checked against the config.
+/* Loads a model: a Hugging Face model directory (config.json + *.safetensors, single or sharded) or a GGUF file
+ * as llama.cpp writes it (qwen35, qwen35moe, qwen3next; F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K; NextN tensors
+ * become the MTP head). Weights are memory mapped and stay in their stored type; every tensor's shape is
+ * checked against the config. The backend runs the model: IMP_BACKEND_CUDA uploads the weights once per device
+ * (shared by the model's contexts); the CUDA backend does not take quantized GGUF weights yet
+ * (IMP_ERR_UNSUPPORTED).
  * On success *out owns the model: free it with imp_model_free() after every context that uses it.
  * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_NOT_FOUND, IMP_ERR_MISSING_CONFIG, IMP_ERR_BAD_JSON,
  * IMP_ERR_UNKNOWN_ARCH, IMP_ERR_BAD_CONFIG, IMP_ERR_IO, IMP_ERR_BAD_HEADER, IMP_ERR_BAD_OFFSETS,
  * IMP_ERR_MISSING_TENSOR, IMP_ERR_TENSOR_SHAPE, IMP_ERR_TENSOR_DTYPE, IMP_ERR_INVALID_ARGUMENT (params),
- * IMP_ERR_OUT_OF_MEMORY. On error *out is set to NULL. params may be NULL for the defaults. */
+ * IMP_ERR_UNSUPPORTED (IMP_BACKEND_CUDA in a build without it, or weights it cannot run), IMP_ERR_BACKEND (no
+ * CUDA device, or a CUDA failure; the message carries CUDA's text), IMP_ERR_OUT_OF_MEMORY. On error *out is set
+ * to NULL. params may be NULL for the defaults. */
 IMP_API imp_status IMP_CALL imp_model_load(imp_model **out, const char *path, const imp_model_params *params);
 
 /* Frees a model. NULL is a no-op. The model must outlive its contexts. */
