@@ -37,6 +37,8 @@ imp_status imp_tokenizer_load(imp_tokenizer** out, const char* path) {
     require(out, "out");
     require(path, "path");
     auto handle = std::make_unique<imp_tokenizer>();
+    // A GGUF file (by its magic) gives the tokenizer in its tokenizer.ggml.* metadata; anything else is a
+    // tokenizer.json or a directory holding one.
     handle->tok = imp::Tokenizer::load(path);
     *out = handle.release();
   });

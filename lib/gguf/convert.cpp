@@ -1,12 +1,15 @@
 #include "gguf/convert.h"
 
 #include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
 #include "gguf/gguf.h"
 #include "gguf/quants.h"
 #include "gguf/writer.h"
 #include "model/config.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
+#include "tokenizer/tokenizer.h"
 
 #include <cmath>
 #include <cstring>
@@ -33,6 +36,7 @@ class Converter {
 
   void run(const std::string& out) {
     metadata();
+    tokenizer();
     const int L = c_.n_layer, H = c_.n_embd;
     emit("token_embd.weight", {H, c_.n_vocab}, get(prefix_ + "embed_tokens.weight").v, -1);
     emit("output_norm.weight", {H}, folded(prefix_ + "norm.weight"), -1);
@@ -114,6 +118,44 @@ class Converter {
     }
     if (mtp) w.add_u32(a + "nextn_predict_layers", 1);
     if (c_.eos_token_id >= 0) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(c_.eos_token_id));
+  }
+
+  // tokenizer.ggml.* from the directory's tokenizer.json, when it has one, as convert_hf_to_gguf.py's
+  // _set_vocab_gpt2 writes them: tokens padded to the model's vocab_size with unused "[PADn]", token types
+  // (control for special added tokens, user-defined for the others), merges as "a b". The result is loaded back
+  // to check that it gives the same tokenizer (what GGUF cannot carry is refused, IMP_ERR_TOKENIZER). From
+  // tokenizer_config.json: add_bos_token, the bos / pad ids and chat_template, where present.
+  void tokenizer() {
+    const std::string json = join_path(dir_, "tokenizer.json");
+    if (!path_exists(json)) return;
+    std::unique_ptr<Tokenizer> tok = Tokenizer::load(json);
+    GgufVocab v = tok->gguf_vocab(c_.n_vocab);
+    Tokenizer::from_gguf_vocab(v, dir_ + " (as GGUF)");  // throws if the arrays do not make a tokenizer
+    w_.add_string("tokenizer.ggml.model", v.model);
+    w_.add_string("tokenizer.ggml.pre", v.pre);
+    w_.add_string_array("tokenizer.ggml.tokens", v.tokens);
+    w_.add_i32_array("tokenizer.ggml.token_type", v.types);
+    w_.add_string_array("tokenizer.ggml.merges", v.merges);
+
+    const std::string cfg_path = join_path(dir_, "tokenizer_config.json");
+    if (!path_exists(cfg_path)) return;
+    JsonDocument doc = JsonDocument::parse(read_file(cfg_path), cfg_path);
+    const JsonValue cfg = doc.root();
+    if (!cfg.is_object()) return;
+    // A special token is a string or {"content": ...}; its id is the token whose text that is.
+    auto token_of = [&](const char* key) -> int32_t {
+      auto t = cfg.find(key);
+      if (!t) return -1;
+      if (t->is_object()) t = t->find("content");
+      if (!t || !t->is_string()) return -1;
+      return tok->token_id(t->as_string());
+    };
+    if (int32_t bos = token_of("bos_token"); bos >= 0) w_.add_u32("tokenizer.ggml.bos_token_id", uint32_t(bos));
+    if (c_.eos_token_id < 0)
+      if (int32_t eos = token_of("eos_token"); eos >= 0) w_.add_u32("tokenizer.ggml.eos_token_id", uint32_t(eos));
+    if (int32_t pad = token_of("pad_token"); pad >= 0) w_.add_u32("tokenizer.ggml.padding_token_id", uint32_t(pad));
+    if (auto b = cfg.find("add_bos_token"); b && b->is_bool()) w_.add_bool("tokenizer.ggml.add_bos_token", b->as_bool());
+    if (auto ct = cfg.find("chat_template"); ct && ct->is_string()) w_.add_string("tokenizer.chat_template", ct->as_string());
   }
 
   // The ggml type of a tensor: vectors and kernels F32; matrices per the mix (llama.cpp's choices for Q4_K_M).

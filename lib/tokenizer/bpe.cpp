@@ -2,6 +2,7 @@
 
 #include "tokenizer/unicode.h"
 
+#include <algorithm>
 #include <queue>
 
 namespace imp::tok {
@@ -18,6 +19,17 @@ Bpe::Bpe(std::unordered_map<std::string, int32_t> vocab, const std::vector<std::
     auto it = vocab_.find(byte_to_unicode_utf8(uint8_t(b)));
     byte_id_[b] = it == vocab_.end() ? -1 : it->second;
   }
+}
+
+std::vector<std::pair<int32_t, int32_t>> Bpe::merges_by_rank() const {
+  std::vector<std::pair<int32_t, uint64_t>> ranked;
+  ranked.reserve(merges_.size());
+  for (const auto& [k, m] : merges_) ranked.emplace_back(m.rank, k);
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<std::pair<int32_t, int32_t>> out;
+  out.reserve(ranked.size());
+  for (const auto& [rank, k] : ranked) out.emplace_back(int32_t(uint32_t(k >> 32)), int32_t(uint32_t(k)));
+  return out;
 }
 
 const Bpe::Merge* Bpe::find_merge(int32_t a, int32_t b) const {

@@ -23,6 +23,10 @@ class Bpe {
   void encode_word(std::string_view raw, std::vector<int32_t>& out) const;
 
   const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
+  // The merges as (left id, right id) in rank order (a pair listed twice appears once, at its kept rank).
+  std::vector<std::pair<int32_t, int32_t>> merges_by_rank() const;
+  int32_t unk_id() const { return unk_id_; }
+  bool ignore_merges() const { return ignore_merges_; }
 
  private:
   struct Merge {

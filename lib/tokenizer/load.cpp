@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -245,6 +246,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string json, const std::str
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
   if (!path_exists(path)) fail(IMP_ERR_NOT_FOUND, path, ": no such file or directory");
+  if (!is_directory(path) && gguf::has_gguf_magic(path)) return load_gguf(path);
   std::string file = path;
   if (is_directory(path)) {
     file = join_path(path, "tokenizer.json");

@@ -15,14 +15,59 @@
 
 namespace imp {
 
+// A tokenizer as GGUF files carry it, in llama.cpp's layout (convert_hf_to_gguf.py's _set_vocab_gpt2):
+//   tokenizer.ggml.model       "gpt2" (byte-level BPE; the only model accepted)
+//   tokenizer.ggml.pre         the pre-tokenizer by name; "qwen2" (Qwen2 / Qwen3's Split regex) is the only one
+//                              accepted. llama.cpp's "qwen35" uses another regex ([\p{L}\p{M}]+ letter runs) that
+//                              libimp does not implement, so it is refused by name like any other.
+//   tokenizer.ggml.tokens      every id's text: vocabulary tokens in byte-level form ("Ġthe"), added tokens as
+//                              their content
+//   tokenizer.ggml.token_type  per id: 1 normal (BPE vocabulary), 3 control (an added token, special),
+//                              4 user-defined (an added token, not special), 5 unused (llama.cpp's "[PADn]"
+//                              filler up to the model's vocab_size: no text, piece ""); others are refused.
+//                              Absent: every token normal.
+//   tokenizer.ggml.merges      "a b" strings by rank
+// GGUF has no normalizer field. Hugging Face applies Qwen's NFC normalizer before splitting; llama.cpp does not
+// normalize at all for BPE vocabularies, so its ids differ from Hugging Face's on text that is not in NFC. libimp
+// follows Hugging Face: "qwen2" implies NFC, so a GGUF tokenizer gives exactly the ids of the tokenizer.json it
+// was converted from (the committed goldens, whose corpus has non-NFC text, decide this). Added tokens are
+// matched in the raw text (llama.cpp's assumption that control and user-defined tokens are pre-normalized; HF's
+// normalized=false), so an added token with lstrip / rstrip / normalized=true cannot be written to GGUF exactly.
+struct GgufVocab {
+  std::string model = "gpt2";
+  std::string pre;
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;  // empty: all normal
+  std::vector<std::string> merges;
+};
+
+enum GgufTokenType : int32_t {
+  kGgufTokenNormal = 1, kGgufTokenUnknown = 2, kGgufTokenControl = 3, kGgufTokenUserDefined = 4,
+  kGgufTokenUnused = 5, kGgufTokenByte = 6,
+};
+
 class Tokenizer {
  public:
-  // path: a tokenizer.json file or a directory holding one. Throws imp::Error: IMP_ERR_NOT_FOUND (no such
+  // path: a GGUF file (recognised by its magic; the tokenizer comes from its tokenizer.ggml.* metadata, see
+  // GgufVocab), a tokenizer.json file or a directory holding one. Throws imp::Error: IMP_ERR_NOT_FOUND (no such
   // path), IMP_ERR_IO (unreadable), IMP_ERR_TOKENIZER ("<path>: <what>" for a missing or malformed file, invalid
   // JSON included, or a feature libimp does not implement).
   static std::unique_ptr<Tokenizer> load(const std::string& path);
   // The same from JSON text; source names it in messages.
   static std::unique_ptr<Tokenizer> from_json(std::string json, const std::string& source);
+  // From GGUF metadata arrays (see GgufVocab); source names it in messages. Missing or malformed pieces (no
+  // tokens, a merge naming a token that is not a normal token, an unknown model / pre / token type, duplicate
+  // normal tokens) throw IMP_ERR_TOKENIZER "<source>: <what>". n_vocab() is the tokens array's length.
+  static std::unique_ptr<Tokenizer> from_gguf_vocab(const GgufVocab& v, const std::string& source);
+  // A GGUF file's tokenizer: the file errors of gguf::File::open, IMP_ERR_TOKENIZER for absent or mistyped
+  // tokenizer.ggml.* keys and everything from_gguf_vocab refuses.
+  static std::unique_ptr<Tokenizer> load_gguf(const std::string& path);
+
+  // This tokenizer as GGUF metadata, ids padded with unused "[PADn]" tokens up to n_tokens (the model's vocab
+  // size; at least n_vocab()). Throws IMP_ERR_TOKENIZER for what GGUF cannot say: a pre-tokenizer other than
+  // Qwen's regex with NFC, an unk token, ignore_merges, added tokens with lstrip / rstrip; and for
+  // n_tokens < n_vocab().
+  GgufVocab gguf_vocab(int32_t n_tokens) const;
 
   // Token ids of UTF-8 text. Added tokens that are not special are always recognised; special ones only with
   // parse_special (otherwise their text is tokenized like any other). Nothing is prepended or appended (the

@@ -1,5 +1,6 @@
 // imp-gguf-convert: a Hugging Face Qwen3.5 / Qwen3.6 / Qwen3-Next model directory (config.json + safetensors) to
-// a GGUF file the way llama.cpp's convert_hf_to_gguf.py lays it out, F32 or quantized (round-to-nearest).
+// a GGUF file the way llama.cpp's convert_hf_to_gguf.py lays it out, F32 or quantized (round-to-nearest). When
+// the directory has a tokenizer.json, its tokenizer goes into the tokenizer.ggml.* keys (llama.cpp's layout).
 //
 //   imp-gguf-convert <model_dir> <out.gguf> [--type f32|q8_0|q4_k|q5_k|q6_k|q4_k_m]
 //   imp-gguf-convert --dequantize <in.gguf> <out.gguf>     (every tensor to F32, metadata kept)
