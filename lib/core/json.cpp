@@ -1,6 +1,7 @@
 #include "core/json.h"
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -12,24 +13,6 @@
 namespace imp {
 
 namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
 
 int hex4(std::string_view s, size_t i) {
   if (i + 4 > s.size()) return -1;
@@ -196,7 +179,7 @@ std::string JsonValue::as_string(const char* what) const {
             i += 6;
           }
         }
-        append_utf8(out, cp);
+        utf8_append(out, cp);
         break;
       }
       default: fail(IMP_ERR_BAD_JSON, doc_->source_, ": bad escape in ", what);

@@ -47,24 +47,6 @@ size_t utf8_first_invalid(std::string_view s) {
   return std::string_view::npos;
 }
 
-void utf8_append(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
-
 size_t utf8_incomplete_tail(const char* s, size_t n) {
   // Look back at most 3 bytes for the lead byte of the last sequence; hold it back only when the bytes after it
   // are all valid continuations and fewer than the lead byte announces. The second byte's range is checked as

@@ -3,6 +3,8 @@
 // bytes_to_unicode map that byte-level BPE vocabularies are written in.
 #pragma once
 
+#include "core/utf8.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,7 +17,7 @@ namespace imp::tok {
 size_t utf8_decode(std::string_view s, size_t i, uint32_t* cp);
 // Byte offset of the first ill-formed sequence, or npos when s is valid UTF-8.
 size_t utf8_first_invalid(std::string_view s);
-void utf8_append(std::string& out, uint32_t cp);
+using imp::utf8_append;  // core/utf8.h
 // Bytes at the end of s that are a proper prefix of a well-formed UTF-8 sequence (0..3): what a streaming
 // decoder must hold back until the next piece arrives.
 size_t utf8_incomplete_tail(const char* s, size_t n);
