@@ -398,13 +398,16 @@ IMP_API imp_status IMP_CALL imp_context_get_stats(const imp_context *ctx, imp_st
  * A tokenizer is immutable after loading and may be used from many threads at once.
  * ---------------------------------------------------------------------------------------------------------- */
 
-typedef struct imp_tokenizer imp_tokenizer; /* opaque: a loaded tokenizer.json, immutable, shareable */
+typedef struct imp_tokenizer imp_tokenizer; /* opaque: a loaded tokenizer, immutable, shareable */
 
-/* Loads path, a tokenizer.json file or a directory holding one (a model directory). On success *out owns the
- * tokenizer: free it with imp_tokenizer_free(). On error *out is set to NULL (when out is not NULL).
+/* Loads path: a tokenizer.json file, a directory holding one (a model directory), or a GGUF file whose
+ * tokenizer.ggml.* metadata describes a byte-level BPE ("gpt2" model, "qwen2" pre-tokenizer; normalised to NFC
+ * as the Hugging Face tokenizer of the same vocabulary does). On success *out owns the tokenizer: free it with
+ * imp_tokenizer_free(). On error *out is set to NULL (when out is not NULL).
  * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT (out or path), IMP_ERR_NOT_FOUND (path does not exist), IMP_ERR_IO,
- * IMP_ERR_TOKENIZER (a directory without tokenizer.json, invalid JSON, a missing or malformed field, or a
- * feature libimp does not implement; the message starts with the file's path), IMP_ERR_OUT_OF_MEMORY. */
+ * IMP_ERR_BAD_HEADER (a malformed GGUF file), IMP_ERR_TOKENIZER (a directory without tokenizer.json, invalid
+ * JSON, a missing or malformed field, or a feature libimp does not implement; the message starts with the file's
+ * path), IMP_ERR_OUT_OF_MEMORY. */
 IMP_API imp_status IMP_CALL imp_tokenizer_load(imp_tokenizer **out, const char *path);
 
 /* Frees a tokenizer. NULL is a no-op. */
