@@ -6,6 +6,9 @@ namespace imp {
 
 namespace {
 double ema(double old, double x, double decay) { return old == 0 ? x : decay * old + (1 - decay) * x; }
+// Costs are wall-clock times, and other work on the machine only ever adds to them: track a minimum that drifts
+// up by 2% a sample, so it follows a real slowdown but not a passing one.
+double floor_cost(double old, double x) { return old == 0 ? x : std::min(x, old * 1.02); }
 }  // namespace
 
 double AdaptiveDraft::expected_tokens(int k) const {
@@ -51,16 +54,23 @@ int AdaptiveDraft::choose() {
     plain_streak_ = 0;
     return 1;
   }
-  if (best > 0) plain_streak_ = 0;
+  if (best > 0) {
+    plain_streak_ = 0;
+    // The decode cost is only measured on plain steps: refresh it now and then while drafting.
+    if (++draft_streak_ >= kRefreshEvery) {
+      draft_streak_ = 0;
+      return 0;
+    }
+  }
   return best;
 }
 
-void AdaptiveDraft::on_decode(double ms) { decode_ms_ = ema(decode_ms_, ms, kDecay); }
+void AdaptiveDraft::on_decode(double ms) { decode_ms_ = floor_cost(decode_ms_, ms); }
 
 void AdaptiveDraft::on_cycle(int k, int accepted, double draft_ms, double verify_ms) {
   if (k <= 0) return;
-  draft_step_ms_ = ema(draft_step_ms_, draft_ms / k, kDecay);
-  verify_ms_[k] = ema(verify_ms_[k], verify_ms, kDecay);
+  draft_step_ms_ = floor_cost(draft_step_ms_, draft_ms / k);
+  verify_ms_[k] = floor_cost(verify_ms_[k], verify_ms);
   // Depths 1..accepted were accepted; depth accepted+1 (if drafted) was the first rejection.
   for (int j = 1; j <= std::min(k, accepted + 1); ++j) alpha_[j] = ema(alpha_[j], j <= accepted ? 1.0 : 0.0, kDecay);
 }

@@ -3,10 +3,12 @@
 //   E(k)    = 1 + sum_{i=1..k} prod_{j=1..i} alpha_j      alpha_j: acceptance at depth j given depth j-1 accepted
 //   cost(k) = verify(k) + k * draft_step                   cost(0) = decode step
 //   k*      = argmax_k E(k) / cost(k)
-// alpha and the costs are exponential moving averages of the engine's own counters and timings; costs of k not
+// alpha is an exponential moving average of the engine's own counters; the costs are wall-clock times filtered
+// to a slowly rising minimum (interference only adds time); costs of k not
 // measured yet come from a straight line through the measured ones, acceptance at unmeasured depths from the
 // deepest measured one, discounted. When plain decoding wins, a k = 1 probe runs
-// every kProbeEvery steps so that a change in acceptance is noticed. The choice depends only on the past, so
+// every kProbeEvery steps so that a change in acceptance is noticed, and while drafting one plain step every
+// kRefreshEvery cycles keeps the decode cost current. The choice depends only on the past, so
 // verification keeps the output exact (greedy) or distributed as plain sampling; with temperature > 0 the random
 // stream then depends on timings, so runs are not bit-reproducible across machines.
 #pragma once
@@ -33,11 +35,12 @@ class AdaptiveDraft {
  private:
   static constexpr double kDecay = 0.9;    // EMA weight of the past
   static constexpr int kProbeEvery = 16;   // plain steps between k = 1 probes
+  static constexpr int kRefreshEvery = 24; // drafting cycles between plain steps
   int k_max_;
   std::array<double, kMaxDraft + 1> alpha_{};      // alpha_[j], j >= 1; 0 = unmeasured
   std::array<double, kMaxDraft + 1> verify_ms_{};  // verify cost by k; 0 = unmeasured
   double draft_step_ms_ = 0, decode_ms_ = 0;
-  int plain_streak_ = 0;
+  int plain_streak_ = 0, draft_streak_ = 0;
 };
 
 }  // namespace imp

@@ -1,11 +1,12 @@
 // imp-bench: measures MTP speculative decoding against plain decoding on held-out prompts, per prompt class.
 //
 //   imp-bench --model DIR --prompts FILE.json [-n 128] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both]
-//             [--draft-vocab N] [--max-prompts N]
+//             [--draft-vocab N] [--max-prompts N] [--repeat R] [--backend cpu|cuda]
 //
 // FILE.json: {"code": ["prompt", ...], "prose": [...], ...}. For each class and each k it prints the acceptance per
 // draft depth (greedy), tokens/s with and without MTP and the speed-up, checks that greedy MTP output equals plain
-// output, and reports the cost of PrefillMtp relative to the main prefill. Speeds are ratios within one run.
+// output, and reports the cost of PrefillMtp relative to the main prefill. Speeds are ratios within one run: for
+// each prompt every configuration runs R times in turn (default 3) and its fastest run counts.
 #include "api/handles.h"
 #include "core/file.h"
 #include "core/json.h"
@@ -13,6 +14,7 @@
 
 #include <imp/imp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -71,7 +73,8 @@ std::vector<int> parse_list(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::string model_dir, prompts_path, rollback = "rows";
-  int n = 128, threads = 0, max_prompts = 1000, draft_vocab = 0;
+  int n = 128, threads = 0, max_prompts = 1000, draft_vocab = 0, repeat = 3;
+  std::string backend = "cpu";
   std::vector<int> ks = {1, 2, 3, 4};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -84,15 +87,19 @@ int main(int argc, char** argv) {
     else if (a == "--rollback") rollback = val();
     else if (a == "--max-prompts") max_prompts = std::atoi(val().c_str());
     else if (a == "--draft-vocab") draft_vocab = std::atoi(val().c_str());
+    else if (a == "--repeat") repeat = std::max(1, std::atoi(val().c_str()));
+    else if (a == "--backend") backend = val();
     else {
-      std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3] [--threads N] [--rollback rows|reforward|both] [--max-prompts N]\n");
+      std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both] [--draft-vocab N] [--max-prompts N] [--repeat R] [--backend cpu|cuda]\n");
       return 2;
     }
   }
   if (model_dir.empty() || prompts_path.empty()) return std::fprintf(stderr, "imp-bench: --model and --prompts are required\n"), 2;
 
   imp_model* model = nullptr;
-  CHECK(imp_model_load(&model, model_dir.c_str(), nullptr));
+  imp_model_params mp = imp_model_default_params();
+  mp.backend = backend == "cuda" ? IMP_BACKEND_CUDA : IMP_BACKEND_CPU;
+  CHECK(imp_model_load(&model, model_dir.c_str(), &mp));
   imp_tokenizer* tok = nullptr;
   CHECK(imp_tokenizer_load(&tok, model_dir.c_str()));
   imp_context_params cp = imp_context_default_params();
@@ -104,7 +111,8 @@ int main(int argc, char** argv) {
 
   imp::JsonDocument doc = imp::JsonDocument::parse(imp::read_file(prompts_path), prompts_path);
   std::vector<std::string> modes = rollback == "both" ? std::vector<std::string>{"rows", "reforward"} : std::vector<std::string>{rollback};
-  std::printf("model %s, %d tokens per prompt, threads %d\n", model_dir.c_str(), n, threads);
+  std::printf("model %s, backend %s, %d tokens per prompt, threads %d, best of %d runs\n", model_dir.c_str(), backend.c_str(), n,
+              threads, repeat);
   for (auto& [cls, list] : doc.root().members()) {
     std::vector<std::vector<imp_token>> prompts;
     for (auto& v : list.elements()) {
@@ -116,37 +124,50 @@ int main(int argc, char** argv) {
       CHECK(imp_tokenize(tok, text.data(), text.size(), 1, ids.data(), ids.size(), &cnt));
       prompts.push_back(ids);
     }
-    double plain_s = 0, prefill_ms = 0, prefill_mtp_ms = 0;
-    std::vector<std::vector<imp_token>> plain_out;
-    for (auto& p : prompts) {
-      Result r = run(ctx, p, n, 0);
-      plain_s += r.decode_s;
-      plain_out.push_back(r.out);
-    }
-    for (const std::string& mode : modes) {
-      ctx->engine->set_rollback_mode(mode == "rows" ? imp::RollbackMode::KeepRowStates : imp::RollbackMode::SnapshotReforward);
-      for (int k : ks) {
-        double mtp_s = 0;
-        int64_t drafted[IMP_MAX_DRAFT] = {}, accepted[IMP_MAX_DRAFT] = {}, verifies = 0, emitted = 0;
-        int mismatches = 0;
-        for (size_t i = 0; i < prompts.size(); ++i) {
-          Result r = run(ctx, prompts[i], n, k);
-          mtp_s += r.decode_s;
-          prefill_ms += r.stats.t_prefill_ms;
-          prefill_mtp_ms += r.stats.t_prefill_mtp_ms;
-          mismatches += r.out != plain_out[i];
-          for (int d = 0; d < IMP_MAX_DRAFT; ++d) drafted[d] += r.stats.n_drafted[d], accepted[d] += r.stats.n_accepted[d];
-          verifies += r.stats.n_verify;
-          emitted += r.stats.n_emitted;
+    // Configurations: plain decoding first, then every (rollback, k). For each prompt every configuration runs
+    // `repeat` times in turn and keeps its fastest run, so a slow moment of the machine hits all of them alike
+    // and the ratios stay meaningful.
+    struct Config {
+      std::string mode;
+      int k;
+      double seconds = 0;
+      int64_t drafted[IMP_MAX_DRAFT] = {}, accepted[IMP_MAX_DRAFT] = {}, verifies = 0, emitted = 0;
+      int mismatches = 0;
+    };
+    std::vector<Config> configs{{"rows", 0}};
+    for (const std::string& mode : modes)
+      for (int k : ks) configs.push_back({mode, k});
+    double prefill_ms = 0, prefill_mtp_ms = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      std::vector<Result> best(configs.size());
+      for (int rep = 0; rep < repeat; ++rep)
+        for (size_t c = 0; c < configs.size(); ++c) {
+          ctx->engine->set_rollback_mode(configs[c].mode == "rows" ? imp::RollbackMode::KeepRowStates
+                                                                 : imp::RollbackMode::SnapshotReforward);
+          Result r = run(ctx, prompts[i], n, configs[c].k);
+          if (rep == 0 || r.decode_s < best[c].decode_s) best[c] = r;
         }
-        const double tokens = double(prompts.size()) * (n - 1);
-        std::printf("%-10s k=%-4s rollback=%-9s prompts %zu | accept", cls.c_str(), k == IMP_DRAFT_AUTO ? "auto" : std::to_string(k).c_str(),
-                    mode.c_str(), prompts.size());
-        for (int d = 0; d < IMP_MAX_DRAFT; ++d)
-          if (drafted[d]) std::printf(" d%d %.1f%%", d + 1, 100.0 * accepted[d] / drafted[d]);
-        std::printf(" | %.2f tok/step | MTP %.1f tok/s, plain %.1f tok/s, speed-up %.2fx | greedy mismatches %d\n",
-                    verifies ? double(emitted) / verifies : 0.0, tokens / mtp_s, tokens / plain_s, plain_s / mtp_s, mismatches);
+      for (size_t c = 0; c < configs.size(); ++c) {
+        Config& g = configs[c];
+        const Result& r = best[c];
+        g.seconds += r.decode_s;
+        g.mismatches += r.out != best[0].out;
+        for (int d = 0; d < IMP_MAX_DRAFT; ++d) g.drafted[d] += r.stats.n_drafted[d], g.accepted[d] += r.stats.n_accepted[d];
+        g.verifies += r.stats.n_verify;
+        g.emitted += r.stats.n_emitted;
+        if (c > 0) prefill_ms += r.stats.t_prefill_ms, prefill_mtp_ms += r.stats.t_prefill_mtp_ms;
       }
+    }
+    const double tokens = double(prompts.size()) * (n - 1), plain_s = configs[0].seconds;
+    std::printf("%-10s plain                     prompts %zu | %.1f tok/s\n", cls.c_str(), prompts.size(), tokens / plain_s);
+    for (size_t c = 1; c < configs.size(); ++c) {
+      const Config& g = configs[c];
+      std::printf("%-10s k=%-4s rollback=%-9s prompts %zu | accept", cls.c_str(),
+                  g.k == IMP_DRAFT_AUTO ? "auto" : std::to_string(g.k).c_str(), g.mode.c_str(), prompts.size());
+      for (int d = 0; d < IMP_MAX_DRAFT; ++d)
+        if (g.drafted[d]) std::printf(" d%d %.1f%%", d + 1, 100.0 * g.accepted[d] / g.drafted[d]);
+      std::printf(" | %.2f tok/step | %.1f tok/s, speed-up %.2fx | greedy mismatches %d\n",
+                  g.verifies ? double(g.emitted) / g.verifies : 0.0, tokens / g.seconds, plain_s / g.seconds, g.mismatches);
     }
     std::printf("%-10s PrefillMtp cost: %.1f%% of the main prefill\n", cls.c_str(), prefill_ms > 0 ? 100.0 * prefill_mtp_ms / prefill_ms : 0.0);
   }
