@@ -17,6 +17,7 @@
 #include "cpu/ops.h"
 #include "engine/forward.h"
 #include "model/model.h"
+#include "support/compare.h"
 #include "support/golden.h"
 #include "support/tiny_model.h"
 
@@ -59,16 +60,7 @@ bool have_gpu() {
 
 constexpr double kModelTol = 2e-2;  // x max |reference|
 
-// max |a - b| / max |b|; NaN anywhere in a fails.
-double rel_err(const float* a, const float* b, size_t n) {
-  double mx = 0, d = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(a[i])) return INFINITY;
-    mx = std::max(mx, std::fabs(double(b[i])));
-    d = std::max(d, std::fabs(double(a[i]) - double(b[i])));
-  }
-  return mx > 0 ? d / mx : d;
-}
+using imp::test::rel_err;
 
 std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> nd(0.0f, scale);
@@ -533,38 +525,16 @@ TEST_P(CudaModel, MtpMatchesCpu) {
   std::vector<int32_t> rows(n);
   for (int i = 0; i < n; ++i) rows[i] = i;
   std::vector<float> lc(size_t(n) * V_, NAN), lg(size_t(n) * V_, NAN), hc(size_t(n) * H_, NAN), hg(size_t(n) * H_, NAN);
-  imp::MtpBatch mb;
-  mb.tokens = next.data();
-  mb.hidden = hidden.data();
-  mb.n = n;
-  mb.pos0 = 0;
-  mb.logit_rows = rows.data();
-  mb.n_logit_rows = n;
-  mb.logits = lc.data();
-  mb.hidden_out = hc.data();
-  c->PrefillMtp(mb);
-  mb.logits = lg.data();
-  mb.hidden_out = hg.data();
-  g->PrefillMtp(mb);
+  c->PrefillMtp(imp::test::mtp_batch(next.data(), hidden.data(), n, 0, rows.data(), n, lc.data(), hc.data()));
+  g->PrefillMtp(imp::test::mtp_batch(next.data(), hidden.data(), n, 0, rows.data(), n, lg.data(), hg.data()));
   for (int p = 0; p < n; ++p) EXPECT_LE(rel_err(&lg[size_t(p) * V_], &lc[size_t(p) * V_], V_), kModelTol) << "MTP row " << p;
   // Two chain steps fed the CPU's h_mtp and the same draft token.
   std::vector<float> h(hc.end() - H_, hc.end());
   for (int s = 1; s <= 2; ++s) {
     int32_t tok = int32_t(std::max_element(lc.end() - V_, lc.end()) - (lc.end() - V_)), row0 = 0;
     std::vector<float> c_log(V_), g_log(V_, NAN), c_h(H_), g_h(H_, NAN);
-    imp::MtpBatch cb;
-    cb.tokens = &tok;
-    cb.hidden = h.data();
-    cb.n = 1;
-    cb.pos0 = n - 1 + s;
-    cb.logit_rows = &row0;
-    cb.n_logit_rows = 1;
-    cb.logits = c_log.data();
-    cb.hidden_out = c_h.data();
-    c->MtpForward(cb);
-    cb.logits = g_log.data();
-    cb.hidden_out = g_h.data();
-    g->MtpForward(cb);
+    c->MtpForward(imp::test::mtp_batch(&tok, h.data(), 1, n - 1 + s, &row0, 1, c_log.data(), c_h.data()));
+    g->MtpForward(imp::test::mtp_batch(&tok, h.data(), 1, n - 1 + s, &row0, 1, g_log.data(), g_h.data()));
     EXPECT_LE(rel_err(g_log.data(), c_log.data(), V_), kModelTol) << "chain step " << s;
     EXPECT_LE(rel_err(g_h.data(), c_h.data(), H_), kModelTol) << "chain step " << s;
     h = c_h;

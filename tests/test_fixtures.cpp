@@ -6,6 +6,7 @@
 #include "api/handles.h"
 #include "engine/forward.h"
 #include "model/model.h"
+#include "support/compare.h"
 #include "support/golden.h"
 
 #include <gtest/gtest.h>
@@ -20,15 +21,7 @@ namespace {
 
 constexpr double kTolerance = 1e-4;  // x max |logit|
 
-// max |a - b| over the rows, relative to max |b|.
-double rel_err(const float* a, const float* b, size_t n) {
-  double mx = 0, d = 0;
-  for (size_t i = 0; i < n; ++i) {
-    mx = std::max(mx, std::fabs(double(b[i])));
-    d = std::max(d, std::fabs(double(a[i]) - double(b[i])));
-  }
-  return d / mx;
-}
+using imp::test::rel_err;
 
 int argmax(const float* x, int n) { return int(std::max_element(x, x + n) - x); }
 
@@ -117,16 +110,7 @@ TEST_P(Fixture, MtpLogitsMatchTheSpecReference) {
   std::vector<int32_t> rows(n);
   for (int i = 0; i < n; ++i) rows[i] = i;
   std::vector<float> logits(size_t(n) * vocab_, NAN), h_mtp(size_t(n) * H, NAN);
-  imp::MtpBatch mb;
-  mb.tokens = next.data();
-  mb.hidden = hidden.data();
-  mb.n = n;
-  mb.pos0 = 0;
-  mb.logit_rows = rows.data();
-  mb.n_logit_rows = n;
-  mb.logits = logits.data();
-  mb.hidden_out = h_mtp.data();
-  f->PrefillMtp(mb);
+  f->PrefillMtp(imp::test::mtp_batch(next.data(), hidden.data(), n, 0, rows.data(), n, logits.data(), h_mtp.data()));
   const GoldenTensor& want = golden_.tensor("mtp_prompt_logits");
   double worst = 0;
   for (int p = 0; p < n; ++p) worst = std::max(worst, rel_err(logits.data() + size_t(p) * vocab_, want.row(p), vocab_));
@@ -141,16 +125,7 @@ TEST_P(Fixture, MtpLogitsMatchTheSpecReference) {
     int32_t draft = argmax(step_logits.data(), vocab_), row0 = 0;
     if (!golden_.mtp_chain_tokens.empty()) EXPECT_EQ(draft, golden_.mtp_chain_tokens[s - 1]);
     std::vector<float> h_out(H);
-    imp::MtpBatch cb;
-    cb.tokens = &draft;
-    cb.hidden = h.data();
-    cb.n = 1;
-    cb.pos0 = n - 1 + s;
-    cb.logit_rows = &row0;
-    cb.n_logit_rows = 1;
-    cb.logits = step_logits.data();
-    cb.hidden_out = h_out.data();
-    f->MtpForward(cb);
+    f->MtpForward(imp::test::mtp_batch(&draft, h.data(), 1, n - 1 + s, &row0, 1, step_logits.data(), h_out.data()));
     h = h_out;
     EXPECT_LE(rel_err(step_logits.data(), chain.row(s), vocab_), kTolerance) << "chain step " << s + 1;
   }

@@ -13,6 +13,7 @@
 #include "gguf/quants.h"
 #include "gguf/writer.h"
 #include "model/model.h"
+#include "support/compare.h"
 #include "support/tiny_model.h"
 
 #include <gtest/gtest.h>
@@ -117,15 +118,7 @@ Logits run(const std::string& path, const std::vector<int32_t>& toks) {
   fw->Forward(b);
   if (m->weights.has_mtp) {
     out.mtp.resize(size_t(n - 1) * V);
-    imp::MtpBatch mb;
-    mb.tokens = toks.data() + 1;
-    mb.hidden = hidden.data();
-    mb.n = n - 1;
-    mb.pos0 = 0;
-    mb.logit_rows = rows.data();
-    mb.n_logit_rows = n - 1;
-    mb.logits = out.mtp.data();
-    fw->PrefillMtp(mb);
+    fw->PrefillMtp(imp::test::mtp_batch(toks.data() + 1, hidden.data(), n - 1, 0, rows.data(), n - 1, out.mtp.data(), nullptr));
   }
   return out;
 }
