@@ -242,3 +242,32 @@ TEST(Params, SizeFieldIsChecked) {
   EXPECT_EQ(buf[offsetof(imp_model_info, n_embd)], 0xAB);
   imp_model_free(model);
 }
+
+// Handles are checked: freed handles give a status, double frees are no-ops, and a context keeps its model alive.
+TEST(Lifetime, FreedHandlesDoubleFreesAndModelsKeptAliveByContexts) {
+  TempDir d;
+  imp::test::write_tiny_model(d.path(), TinyModelOptions{});
+  imp_model* model = nullptr;
+  ASSERT_EQ(imp_model_load(&model, d.path().c_str(), nullptr), IMP_OK);
+  imp_context* ctx = nullptr;
+  ASSERT_EQ(imp_context_create(&ctx, model, nullptr), IMP_OK);
+
+  imp_model_free(model);  // the context still uses it
+  imp_token t[3] = {1, 2, 3};
+  std::vector<float> logits(96);
+  EXPECT_EQ(imp_prefill(ctx, t, 3, IMP_LOGITS_LAST, logits.data(), logits.size()), IMP_OK) << imp_last_error();
+  EXPECT_EQ(imp_model_n_vocab(model), -1);  // the caller's reference is gone
+  imp_context* second = nullptr;
+  EXPECT_EQ(imp_context_create(&second, model, nullptr), IMP_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(imp_last_error()).find("freed"), std::string::npos) << imp_last_error();
+  imp_model_free(model);  // double free: no-op
+
+  imp_context_free(ctx);  // frees the model too
+  EXPECT_EQ(imp_prefill(ctx, t, 3, IMP_LOGITS_LAST, logits.data(), logits.size()), IMP_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(imp_decode(ctx, 1, nullptr, 0), IMP_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(imp_context_reset(ctx), IMP_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(imp_context_n_past(ctx), -1);
+  imp_token drafts[2];
+  EXPECT_EQ(imp_mtp_draft(ctx, 1, 2, drafts, nullptr), IMP_ERR_INVALID_ARGUMENT);
+  imp_context_free(ctx);  // double free: no-op
+}

@@ -26,7 +26,10 @@
  *
  * Thread safety:
  *   - A model is immutable after imp_model_load() returns and may be shared by any number of contexts on any
- *     number of threads at once; only imp_model_free() needs every context over it to be freed first.
+ *     number of threads at once. A context keeps its model alive: imp_model_free() on a model that contexts
+ *     still use only releases the caller's reference, and the last imp_context_free() frees it.
+ *   - Handles are checked: a call with a model or context that was freed already (or that libimp never made)
+ *     returns IMP_ERR_INVALID_ARGUMENT (the -1 of the int32_t getters), and freeing one twice is a no-op.
  *   - A context is used by one thread at a time: calls on the same context must not overlap (the caller
  *     serialises them, e.g. one context per thread). It may move between threads between calls. Different
  *     contexts, even over one model, run fully in parallel.
@@ -181,7 +184,8 @@ IMP_API imp_model_params IMP_CALL imp_model_default_params(void);
  * to NULL. params may be NULL for the defaults. */
 IMP_API imp_status IMP_CALL imp_model_load(imp_model **out, const char *path, const imp_model_params *params);
 
-/* Frees a model. NULL is a no-op. The model must outlive its contexts. */
+/* Releases the caller's model. NULL, or a model freed already, is a no-op. Contexts still using the model keep
+ * it alive; it is freed with the last of them. The handle must not be used again by the caller. */
 IMP_API void IMP_CALL imp_model_free(imp_model *model);
 
 typedef struct imp_model_info {
@@ -218,13 +222,15 @@ typedef struct imp_context_params {
 
 IMP_API imp_context_params IMP_CALL imp_context_default_params(void);
 
-/* Creates a context over model with all its state buffers allocated up front. The context keeps a reference
- * to model, which must not be freed first. Free it with imp_context_free().
- * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_INVALID_ARGUMENT, IMP_ERR_OUT_OF_MEMORY. */
+/* Creates a context over model with all its state buffers allocated up front. The context keeps model alive
+ * until it is freed itself. Free it with imp_context_free().
+ * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_INVALID_ARGUMENT (params, or a model already freed),
+ * IMP_ERR_OUT_OF_MEMORY, IMP_ERR_BACKEND (CUDA could not allocate the context's buffers). */
 IMP_API imp_status IMP_CALL imp_context_create(imp_context **out, imp_model *model,
                                                const imp_context_params *params);
 
-/* Frees a context. NULL is a no-op. */
+/* Frees a context (and its model, if the model was released and this was its last context). NULL, or a
+ * context freed already, is a no-op. */
 IMP_API void IMP_CALL imp_context_free(imp_context *ctx);
 
 /* Forgets the sequence: position 0, empty caches and recurrent states. Returns IMP_OK or IMP_ERR_NULL_ARGUMENT. */

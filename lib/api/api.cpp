@@ -91,15 +91,23 @@ imp_status imp_model_load(imp_model** out, const char* path, const imp_model_par
     m->model = imp::load_model(path);
     m->backend = use_cuda ? IMP_BACKEND_CUDA : IMP_BACKEND_CPU;
     m->device = p.device;
+    imp::register_handle(m.get());
     *out = m.release();
   });
 }
 
-void imp_model_free(imp_model* model) { delete model; }
+void imp_model_free(imp_model* model) {
+  if (!model || !imp::unregister_handle(model)) return;  // NULL, or freed already: nothing to do
+  std::unique_lock<std::mutex> lock(imp::lifetime_mutex());
+  model->released = true;
+  if (model->n_contexts > 0) return;  // the last imp_context_free() frees it
+  lock.unlock();
+  delete model;
+}
 
 imp_status imp_model_get_info(const imp_model* model, imp_model_info* out) {
   return guard([&] {
-    require(model, "model");
+    imp::require_live(model, "model");
     require(out, "out");
     if (out->size < offsetof(imp_model_info, n_vocab) + sizeof(int32_t))
       fail(IMP_ERR_INVALID_ARGUMENT, "imp_model_info.size is ", out->size, "; set it to sizeof(imp_model_info)");
@@ -122,7 +130,7 @@ imp_status imp_model_get_info(const imp_model* model, imp_model_info* out) {
   });
 }
 
-int32_t imp_model_n_vocab(const imp_model* model) { return model ? model->model->config.n_vocab : -1; }
+int32_t imp_model_n_vocab(const imp_model* model) { return imp::is_live(model) ? model->model->config.n_vocab : -1; }
 
 /* ---------------------------------------------------------------------------------------------------------- */
 
@@ -139,7 +147,7 @@ imp_status imp_context_create(imp_context** out, imp_model* model, const imp_con
   if (out) *out = nullptr;
   return guard([&] {
     require(out, "out");
-    require(model, "model");
+    imp::require_live(model, "model");
     imp_context_params p = imp_context_default_params();
     if (params) {
       if (params->size < sizeof(imp_context_params))  // v1 is the oldest layout; newer, longer ones are accepted
@@ -158,28 +166,41 @@ imp_status imp_context_create(imp_context** out, imp_model* model, const imp_con
 #endif
     if (!forward) forward = imp::make_cpu_forward(*model->model, n_ctx, p.n_threads);
     ctx->engine = std::make_unique<imp::Engine>(*model->model, std::move(forward));
+    {
+      std::lock_guard<std::mutex> lock(imp::lifetime_mutex());
+      ++model->n_contexts;
+    }
+    imp::register_handle(ctx.get());
     *out = ctx.release();
   });
 }
 
-void imp_context_free(imp_context* ctx) { delete ctx; }
+void imp_context_free(imp_context* ctx) {
+  if (!ctx || !imp::unregister_handle(ctx)) return;  // NULL, or freed already: nothing to do
+  imp_model* model = const_cast<imp_model*>(ctx->model);
+  delete ctx;
+  std::unique_lock<std::mutex> lock(imp::lifetime_mutex());
+  const bool last = --model->n_contexts == 0 && model->released;
+  lock.unlock();
+  if (last) delete model;
+}
 
 imp_status imp_context_reset(imp_context* ctx) {
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     ctx->engine->reset();
   });
 }
 
-int32_t imp_context_n_past(const imp_context* ctx) { return ctx ? ctx->engine->n_past() : -1; }
-int32_t imp_context_n_ctx(const imp_context* ctx) { return ctx ? ctx->engine->n_ctx() : -1; }
+int32_t imp_context_n_past(const imp_context* ctx) { return imp::is_live(ctx) ? ctx->engine->n_past() : -1; }
+int32_t imp_context_n_ctx(const imp_context* ctx) { return imp::is_live(ctx) ? ctx->engine->n_ctx() : -1; }
 
 /* ---------------------------------------------------------------------------------------------------------- */
 
 imp_status imp_prefill(imp_context* ctx, const imp_token* tokens, int32_t n_tokens, imp_logits_mode mode,
                        float* logits, size_t logits_capacity) {
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     require(tokens, "tokens");
     if (n_tokens <= 0) fail(IMP_ERR_INVALID_ARGUMENT, "n_tokens is ", n_tokens, "; it must be > 0");
     if (mode != IMP_LOGITS_NONE && mode != IMP_LOGITS_LAST && mode != IMP_LOGITS_ALL)

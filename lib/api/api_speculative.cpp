@@ -28,7 +28,7 @@ imp_sampling_params imp_sampling_default_params(void) {
 
 imp_status imp_context_set_sampling(imp_context* ctx, const imp_sampling_params* params) {
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     require(params, "params");
     if (params->size < sizeof(imp_sampling_params))
       fail(IMP_ERR_INVALID_ARGUMENT, "imp_sampling_params.size is ", params->size, "; set it with imp_sampling_default_params()");
@@ -49,7 +49,7 @@ imp_status imp_context_set_sampling(imp_context* ctx, const imp_sampling_params*
 
 imp_status imp_sample(imp_context* ctx, const float* logits, imp_token* out) {
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     require(logits, "logits");
     require(out, "out");
     *out = ctx->engine->sample(logits);
@@ -58,7 +58,7 @@ imp_status imp_sample(imp_context* ctx, const float* logits, imp_token* out) {
 
 imp_status imp_mtp_draft(imp_context* ctx, imp_token last, int32_t n_draft, imp_token* drafts, float* draft_probs) {
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     require(drafts, "drafts");
     ctx->engine->draft(last, n_draft, drafts, draft_probs);
   });
@@ -67,7 +67,7 @@ imp_status imp_mtp_draft(imp_context* ctx, imp_token last, int32_t n_draft, imp_
 imp_status imp_mtp_verify(imp_context* ctx, const imp_token* drafts, int32_t n_drafts, imp_token* out,
                           int32_t out_capacity, int32_t* n_out, int32_t* n_accepted) {
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     if (n_drafts > 0) require(drafts, "drafts");
     require(out, "out");
     require(n_out, "n_out");
@@ -93,7 +93,7 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
                         size_t* n_out, imp_stop_reason* stop) {
   if (n_out) *n_out = 0;
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     require(prompt, "prompt");
     imp_generate_params p = imp_generate_default_params();
     if (params) {
@@ -162,7 +162,7 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
 
 imp_status imp_context_get_stats(const imp_context* ctx, imp_stats* out) {
   return guard([&] {
-    require(ctx, "ctx");
+    imp::require_live(ctx, "ctx");
     require(out, "out");
     if (out->size < sizeof(imp_stats)) fail(IMP_ERR_INVALID_ARGUMENT, "imp_stats.size is ", out->size, "; set it to sizeof(imp_stats)");
     const imp::EngineStats& s = ctx->engine->stats();
