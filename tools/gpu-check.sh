@@ -42,7 +42,8 @@ fi
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |max rel err" "$OUT/test_cuda.log" | tee -a "$OUT/summary.txt"
 
 step "ctest (all suites)"
-if ! (cd "$BUILD" && ctest --output-on-failure -j"$((JOBS / 2 > 0 ? JOBS / 2 : 1))") > "$OUT/ctest.log" 2>&1; then
+# The binding and packaging suites need mono, cargo and dpkg tools that the GPU image lacks; CI runs them.
+if ! (cd "$BUILD" && ctest --output-on-failure -E '^(bindings_|package_)' -j"$((JOBS / 2 > 0 ? JOBS / 2 : 1))") > "$OUT/ctest.log" 2>&1; then
   status=1
   echo "ctest FAILED" | tee -a "$OUT/summary.txt"
 fi
