@@ -188,7 +188,7 @@ TEST_F(ContextErrors, BufferTooSmallAndBadArguments) {
   imp_token t[2] = {1, 2};
   EXPECT_EQ(imp_prefill(ctx_, t, 2, IMP_LOGITS_ALL, logits_.data(), 96 * 2 - 1), IMP_ERR_BUFFER_TOO_SMALL);
   EXPECT_EQ(imp_prefill(ctx_, t, 0, IMP_LOGITS_LAST, logits_.data(), logits_.size()), IMP_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(imp_prefill(ctx_, t, 2, static_cast<imp_logits_mode>(7), logits_.data(), logits_.size()), IMP_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(imp_prefill(ctx_, t, 2, static_cast<imp_logits_mode>(3)  /* in the enum's range, not an enumerator */, logits_.data(), logits_.size()), IMP_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(imp_prefill(ctx_, t, 2, IMP_LOGITS_LAST, nullptr, 0), IMP_ERR_NULL_ARGUMENT);
   EXPECT_EQ(imp_context_n_past(ctx_), 0);
 }

@@ -23,8 +23,8 @@ const char* imp_version(void) { return IMP_VERSION_STRING; }
 int32_t imp_abi_version(void) { return IMP_ABI_VERSION; }
 const char* imp_last_error(void) { return imp::last_error(); }
 
-const char* imp_status_name(imp_status s) {
-  switch (s) {
+const char* imp_status_name(imp_status status) {
+  switch (imp::enum_bits(status)) {
     case IMP_OK: return "IMP_OK";
     case IMP_ERR_INVALID_ARGUMENT: return "IMP_ERR_INVALID_ARGUMENT";
     case IMP_ERR_NULL_ARGUMENT: return "IMP_ERR_NULL_ARGUMENT";
@@ -197,14 +197,15 @@ int32_t imp_context_n_ctx(const imp_context* ctx) { return imp::is_live(ctx) ? c
 
 /* ---------------------------------------------------------------------------------------------------------- */
 
-imp_status imp_prefill(imp_context* ctx, const imp_token* tokens, int32_t n_tokens, imp_logits_mode mode,
+imp_status imp_prefill(imp_context* ctx, const imp_token* tokens, int32_t n_tokens, imp_logits_mode mode_arg,
                        float* logits, size_t logits_capacity) {
   return guard([&] {
+    const int32_t mode = imp::enum_bits(mode_arg);
     imp::require_live(ctx, "ctx");
     require(tokens, "tokens");
     if (n_tokens <= 0) fail(IMP_ERR_INVALID_ARGUMENT, "n_tokens is ", n_tokens, "; it must be > 0");
     if (mode != IMP_LOGITS_NONE && mode != IMP_LOGITS_LAST && mode != IMP_LOGITS_ALL)
-      fail(IMP_ERR_INVALID_ARGUMENT, "unknown logits mode ", int(mode));
+      fail(IMP_ERR_INVALID_ARGUMENT, "unknown logits mode ", mode);
     const size_t n_vocab = size_t(ctx->model->model->config.n_vocab);
     const size_t n_rows = mode == IMP_LOGITS_ALL ? size_t(n_tokens) : mode == IMP_LOGITS_LAST ? 1 : 0;
     if (n_rows) {

@@ -11,10 +11,12 @@ using imp::guard;
 
 extern "C" {
 
-imp_status imp_set_log_callback(imp_log_callback callback, void* user_data, imp_log_level max_level) {
+imp_status imp_set_log_callback(imp_log_callback callback, void* user_data, imp_log_level max_level_arg) {
   return guard([&] {
-    if (int(max_level) < int(IMP_LOG_ERROR) || int(max_level) > int(IMP_LOG_DEBUG))
-      fail(IMP_ERR_INVALID_ARGUMENT, "max_level is ", int(max_level), ", expected IMP_LOG_ERROR (0) .. IMP_LOG_DEBUG (3)");
+    const int32_t bits = imp::enum_bits(max_level_arg);
+    if (bits < int32_t(IMP_LOG_ERROR) || bits > int32_t(IMP_LOG_DEBUG))
+      fail(IMP_ERR_INVALID_ARGUMENT, "max_level is ", bits, ", expected IMP_LOG_ERROR (0) .. IMP_LOG_DEBUG (3)");
+    const imp_log_level max_level = static_cast<imp_log_level>(bits);
     if (!imp::set_log_sink(callback, user_data, max_level))
       fail(IMP_ERR_BAD_STATE, "imp_set_log_callback was called from inside a log callback");
     imp::log(IMP_LOG_DEBUG, "libimp ", IMP_VERSION_STRING, ": log callback set, max level ", int(max_level));

@@ -5,6 +5,8 @@
 #include "core/error.h"
 #include "core/log.h"
 
+#include <cstdint>
+#include <cstring>
 #include <new>
 
 namespace imp {
@@ -34,6 +36,16 @@ imp_status guard(Body&& body) noexcept {
   } catch (...) {
     return failed(IMP_ERR_INTERNAL, "internal error: unknown exception");
   }
+}
+
+// The bits of an enum argument as an int. A C caller may pass any int where imp.h says an enum; in C++ reading a
+// value outside the enumerators' range through the enum type is undefined, so entry points look at the bits.
+template <typename E>
+int32_t enum_bits(const E& e) {
+  static_assert(sizeof(E) == sizeof(int32_t), "imp.h enums travel as 32-bit ints");
+  int32_t v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
 }
 
 template <typename T>
