@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <map>
 
 using imp::test::TempDir;
@@ -68,7 +70,11 @@ TEST_P(Lossless, FirstTwoTokensHaveThePlainSamplingDistribution) {
   o.vocab = cs.vocab;  // a small vocabulary keeps the joint table small enough for a chi-square test
   imp::test::write_tiny_model(dir.path(), o);
   imp_model* model = nullptr;
-  ASSERT_EQ(imp_model_load(&model, dir.path().c_str(), nullptr), IMP_OK);
+  // IMP_TEST_BACKEND=cuda runs the same test on the GPU backend (tools/gpu-check.sh does).
+  imp_model_params mp = imp_model_default_params();
+  const char* backend = std::getenv("IMP_TEST_BACKEND");
+  if (backend && std::string(backend) == "cuda") mp.backend = IMP_BACKEND_CUDA;
+  ASSERT_EQ(imp_model_load(&model, dir.path().c_str(), &mp), IMP_OK) << imp_last_error();
   imp_context_params cp = imp_context_default_params();
   cp.n_ctx = 32;
   cp.n_threads = 1;

@@ -49,6 +49,13 @@ if ! (cd "$BUILD" && ctest --output-on-failure -E '^(bindings_|package_)' -j"$((
 fi
 tail -5 "$OUT/ctest.log" | tee -a "$OUT/summary.txt"
 
+step "lossless speculative sampling on the GPU (chi-square, test_lossless_sampling with IMP_TEST_BACKEND=cuda)"
+if ! IMP_TEST_BACKEND=cuda "$BUILD/tests/test_lossless_sampling" > "$OUT/lossless_cuda.log" 2>&1; then
+  status=1
+  echo "lossless sampling on the GPU FAILED" | tee -a "$OUT/summary.txt"
+fi
+grep -E "^\[ v|PASSED|FAILED" "$OUT/lossless_cuda.log" | tee -a "$OUT/summary.txt"
+
 step "compute-sanitizer memcheck (test_cuda)"
 SAN="$(command -v compute-sanitizer || echo "$CUDA_HOME/compute-sanitizer/compute-sanitizer")"
 if [ -x "$SAN" ]; then
