@@ -68,13 +68,8 @@ imp_status imp_model_load(imp_model** out, const char* path, const imp_model_par
   return guard([&] {
     require(out, "out");
     require(path, "path");
-    imp_model_params p = imp_model_default_params();
-    if (params) {
-      if (params->size < sizeof(imp_model_params))  // v1 is the oldest layout; newer, longer ones are accepted
-        fail(IMP_ERR_INVALID_ARGUMENT, "imp_model_params.size is ", params->size, "; set it with imp_model_default_params()");
-      std::memcpy(&p, params, std::min<size_t>(params->size, sizeof p));
-      p.size = sizeof p;
-    }
+    const imp_model_params p =
+        imp::read_params(params, imp_model_default_params(), "imp_model_params", "imp_model_default_params");
     if (p.backend != IMP_BACKEND_AUTO && p.backend != IMP_BACKEND_CPU && p.backend != IMP_BACKEND_CUDA)
       fail(IMP_ERR_INVALID_ARGUMENT, "unknown backend ", p.backend);
 #if IMP_WITH_CUDA
@@ -148,13 +143,8 @@ imp_status imp_context_create(imp_context** out, imp_model* model, const imp_con
   return guard([&] {
     require(out, "out");
     imp::require_live(model, "model");
-    imp_context_params p = imp_context_default_params();
-    if (params) {
-      if (params->size < sizeof(imp_context_params))  // v1 is the oldest layout; newer, longer ones are accepted
-        fail(IMP_ERR_INVALID_ARGUMENT, "imp_context_params.size is ", params->size, "; set it with imp_context_default_params()");
-      std::memcpy(&p, params, sizeof p);
-      p.size = sizeof p;
-    }
+    const imp_context_params p =
+        imp::read_params(params, imp_context_default_params(), "imp_context_params", "imp_context_default_params");
     int n_ctx = p.n_ctx == 0 ? 4096 : p.n_ctx;
     if (n_ctx < 1 || n_ctx > (1 << 24)) fail(IMP_ERR_INVALID_ARGUMENT, "n_ctx ", p.n_ctx, " is out of range [1, 16777216]");
     if (p.n_threads < 0 || p.n_threads > 1024) fail(IMP_ERR_INVALID_ARGUMENT, "n_threads ", p.n_threads, " is out of range [0, 1024]");

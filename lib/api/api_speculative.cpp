@@ -30,9 +30,8 @@ imp_status imp_context_set_sampling(imp_context* ctx, const imp_sampling_params*
   return guard([&] {
     imp::require_live(ctx, "ctx");
     require(params, "params");
-    if (params->size < sizeof(imp_sampling_params))
-      fail(IMP_ERR_INVALID_ARGUMENT, "imp_sampling_params.size is ", params->size, "; set it with imp_sampling_default_params()");
-    const imp_sampling_params& p = *params;
+    const imp_sampling_params p =
+        imp::read_params(params, imp_sampling_default_params(), "imp_sampling_params", "imp_sampling_default_params");
     if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) fail(IMP_ERR_INVALID_ARGUMENT, "temperature must be >= 0");
     if (p.top_k < 0) fail(IMP_ERR_INVALID_ARGUMENT, "top_k must be >= 0");
     if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) fail(IMP_ERR_INVALID_ARGUMENT, "top_p must be in (0, 1]");
@@ -95,12 +94,8 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
   return guard([&] {
     imp::require_live(ctx, "ctx");
     require(prompt, "prompt");
-    imp_generate_params p = imp_generate_default_params();
-    if (params) {
-      if (params->size < sizeof(imp_generate_params))
-        fail(IMP_ERR_INVALID_ARGUMENT, "imp_generate_params.size is ", params->size, "; set it with imp_generate_default_params()");
-      std::memcpy(&p, params, sizeof p);
-    }
+    const imp_generate_params p =
+        imp::read_params(params, imp_generate_default_params(), "imp_generate_params", "imp_generate_default_params");
     if (p.max_tokens <= 0) fail(IMP_ERR_INVALID_ARGUMENT, "max_tokens must be > 0");
     if ((p.n_draft < 0 && p.n_draft != IMP_DRAFT_AUTO) || p.n_draft > IMP_MAX_DRAFT)
       fail(IMP_ERR_INVALID_ARGUMENT, "n_draft must be in [0, ", IMP_MAX_DRAFT, "] or IMP_DRAFT_AUTO");

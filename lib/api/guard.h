@@ -48,6 +48,20 @@ int32_t enum_bits(const E& e) {
   return v;
 }
 
+// A caller's params struct (NULL = the defaults): its size field must cover this version's layout (v1 is the
+// oldest; a newer, longer struct is accepted and its extra fields are ignored). `name` and `defaults_fn` name the
+// struct and its *_default_params() in the message.
+template <typename P>
+P read_params(const P* in, const P& defaults, const char* name, const char* defaults_fn) {
+  if (!in) return defaults;
+  if (in->size < sizeof(P))
+    fail(IMP_ERR_INVALID_ARGUMENT, name, ".size is ", in->size, "; set it with ", defaults_fn, "()");
+  P p;
+  std::memcpy(&p, in, sizeof p);
+  p.size = sizeof p;
+  return p;
+}
+
 template <typename T>
 void require(const T* p, const char* what) {
   if (!p) fail(IMP_ERR_NULL_ARGUMENT, what, " is NULL");
