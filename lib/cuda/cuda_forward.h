@@ -1,0 +1,176 @@
+// The CUDA backend's forward pass (ForwardPass over one device and one stream), declared for the files that
+// implement it: cuda_forward.cpp (construction, buffers, state: Forward, rollback, snapshots, the MTP head) and
+// cuda_layers.cpp (the building blocks: matmul, lm_head, attention, DeltaNet, FFN/MoE). Private to lib/cuda.
+//
+// The computation is that of the CPU reference (lib/cpu/cpu_forward.cpp):
+//   x = embed(tokens)
+//   per layer: xn = Norm_in(x); x += Mixer(xn); xn = Norm_post(x); x += FFN(xn)   (add + next norm fused)
+//   h = Norm_final(x); logits = lm_head(h) for the rows asked for
+// and the MTP head with its own KV cache. Weights come from the model's shared device copy (device_weights.h);
+// every activation and state buffer is allocated at construction. Batches longer than kMaxRows run in chunks of
+// kMaxRows rows (the layers are causal, so the result is that of one batch). Each call ends with a stream
+// synchronisation, so errors surface in the call that caused them as
+// imp::Error(IMP_ERR_BACKEND, "<what>: <cudaGetErrorString>").
+#pragma once
+
+#include "core/error.h"
+#include "cuda/check.h"
+#include "cuda/device_weights.h"
+#include "engine/engine.h"
+#include "engine/forward.h"
+#include "model/model.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+namespace imp::cuda {
+
+constexpr int kMaxRows = 256;              // activation rows per chunk
+constexpr int kMaxKeepRows = kMaxDraft + 1;  // rows whose states a keep_row_states forward can keep
+constexpr int kLogitChunk = 32;            // logit rows computed per lm_head pass
+constexpr int kMaxSplits = 32;             // split-K partials per (row, head) in decode attention
+
+// One device allocation, freed on destruction.
+class DevBuf {
+ public:
+  DevBuf() = default;
+  explicit DevBuf(size_t bytes) : bytes_(bytes) {
+    if (bytes) check(cudaMalloc(&p_, bytes), "cudaMalloc");
+  }
+  DevBuf(DevBuf&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
+  DevBuf& operator=(DevBuf&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  ~DevBuf() {
+    if (p_) cudaFree(p_);
+  }
+  template <typename T = float>
+  T* as() const { return static_cast<T*>(p_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+struct KvCache {
+  DevBuf k, v;  // (n_ctx, nkv, hd) fp32
+};
+
+// Gated DeltaNet state of one layer, and the states a keep_row_states forward keeps: slot 0 the state before the
+// batch, slot t+1 the state after row t.
+struct LinState {
+  DevBuf S;         // (HV, dk, dv)
+  DevBuf conv;      // (K-1, conv_dim)
+  DevBuf row_S;     // (kMaxKeepRows + 1, HV, dk, dv)
+  DevBuf row_conv;  // (kMaxKeepRows + 1, K-1, conv_dim)
+};
+
+class CudaSnapshot : public StateSnapshot {
+ public:
+  int n_past = 0;
+  size_t bytes = 0;
+  DevBuf data;  // every linear layer's S then conv, in layer order
+};
+
+class CudaForward final : public ForwardPass {
+ public:
+  CudaForward(const Model& model, int n_ctx, int device);
+
+  ~CudaForward() override { release(); }
+
+  int n_past() const override { return n_past_; }
+  int n_ctx() const override { return n_ctx_; }
+
+  void Forward(const ForwardBatch& b) override;
+
+  void RollbackTo(int position) override;
+
+  void Reset() override;
+
+  std::unique_ptr<StateSnapshot> Snapshot() const override;
+
+  void Restore(const StateSnapshot& snapshot) override;
+
+  // The same tensors, in the same order, as the CPU backend's DumpState.
+  std::vector<std::vector<float>> DumpState(int mtp_rows) const override;
+
+  void PrefillMtp(const MtpBatch& b) override { mtp(b); }
+  void MtpForward(const MtpBatch& b) override { mtp(b); }
+
+ private:
+  // ---- buffers -------------------------------------------------------------------------------------------
+
+  void allocate();
+
+  std::vector<KvCache*> all_kv();
+
+  size_t lin_bytes() const;
+
+  void release();
+
+  void set_device() const { check(cudaSetDevice(device_), "cudaSetDevice"); }
+  void sync(const char* what) const { check(cudaStreamSynchronize(stream_), what); }
+  void copy_d2d(void* dst, const void* src, size_t bytes) const;
+
+  // ---- building blocks -----------------------------------------------------------------------------------
+
+  // y (T, W.rows) = x (T, W.cols) @ W^T.
+  void matmul(const DMat& W, const float* x, int T, float* y);
+
+  // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H).
+  void lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits);
+
+  void full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out);
+
+  void deltanet(const DLayer& L, const float* xn, int T, LinState& s, bool keep, float* out);
+
+  void ffn(const DLayer& L, const float* xn, int T, float* out);
+
+  // ---- the main model and the MTP head -------------------------------------------------------------------
+
+  // Rows pos0 .. pos0+n-1 (n <= kMaxRows). Leaves the post-final-norm hidden in xn_.
+  void forward_chunk(const int32_t* tokens, int n, int pos0, bool keep);
+
+  void mtp(const MtpBatch& b);
+
+  const ModelConfig& c_;
+  const int n_ctx_;
+  const int device_;
+  std::shared_ptr<const cuda::DeviceWeights> w_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  // Keys per split-K attention split: fixed per instance so that a row's result does not depend on its batch.
+  const int split_keys_ = std::max(128, ((n_ctx_ + kMaxSplits - 1) / kMaxSplits + 31) / 32 * 32);
+  int n_past_ = 0;
+  int rows_start_ = -1, rows_end_ = -1;  // positions the kept row states cover
+
+  std::vector<int> layer_slot_;  // layer -> index into kv_ or lin_
+  std::vector<KvCache> kv_;
+  std::vector<LinState> lin_;
+  KvCache mtp_kv_;
+
+  // Activations, (kMaxRows, ·) unless said otherwise.
+  DevBuf tokens_, rows_;                 // int32 (kMaxRows), int32 (kLogitChunk)
+  DevBuf x_, xn_, branch_;               // (R, H) residual stream, its normed copy, a layer branch
+  DevBuf qg_, kb_, vb_, q_, attn_;       // (R, nh*2hd), (R, nkv*hd) x2, (R, nh*hd) x2
+  DevBuf work_o_, work_ml_;              // split-K attention partials
+  DevBuf proj1_, proj2_;                 // fused DeltaNet projections (R, qkvz rows), (R, 2HV)
+  DevBuf mixed_, z_, b_, a_, conv_out_, o_, y_;
+  DevBuf g_, u_;                         // (R, F) dense or shared-expert SwiGLU
+  DevBuf router_, topk_idx_, topk_w_, act_, eout_, sh_, sg_;
+  DevBuf cat_, hid_in_;                  // MTP (R, 2H), (R, H)
+  DevBuf sel_, logits_;                  // (kLogitChunk, H), (kLogitChunk, V)
+  DevBuf conv16_;                        // 2 x (R, max cols) 16-bit activations (hi, lo) for cuBLAS
+};
+
+
+}  // namespace imp::cuda

@@ -1,0 +1,178 @@
+// The CUDA backend's building blocks, each the device version of a CPU layer (lib/cpu/): matmul (GEMV for at most
+// 16 rows, cuBLAS above), lm_head over chosen rows, gated full attention, Gated DeltaNet and the FFN (dense or
+// MoE). cuBLAS wants the activations in the weights' 16-bit type; one rounding to bf16 per product drifts far
+// from the fp32 reference on some models, so the activations are split into hi + lo 16-bit parts and multiplied
+// twice (y = W hi + W lo), which keeps about 16 bits of mantissa at twice the tensor-core work.
+#include "cuda/cuda_forward.h"
+
+#include "attention.cuh"
+#include "deltanet.cuh"
+#include "elementwise.cuh"
+#include "gemv.cuh"
+#include "moe.cuh"
+#include "norm.cuh"
+#include "rope.cuh"
+
+#include <cmath>
+
+namespace imp::cuda {
+
+namespace k = kernels;
+
+// y (T, W.rows) = x (T, W.cols) @ W^T.
+void CudaForward::matmul(const DMat& W, const float* x, int T, float* y) {
+  if (T <= k::gemv::kMaxRows) {
+    check(k::gemv::Gemv(W.data, W.wtype, W.rows, W.cols, x, T, y, stream_), "GEMV");
+    return;
+  }
+  // Column-major view: Y (rows x T, ld rows) = op(A) B with A = W stored (cols x rows, ld cols), op = T, and
+  // B = X (cols x T, ld cols).
+  const float one = 1.0f, zero = 0.0f;
+  const void* B = x;
+  cudaDataType_t type = CUDA_R_32F;
+  const void* B_lo = nullptr;
+  if (W.wtype != k::WType::F32) {
+    type = W.wtype == k::WType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    const size_t n = size_t(T) * W.cols;
+    void* hi = conv16_.as<void>();
+    void* lo = static_cast<char*>(hi) + n * 2;
+    check(k::elementwise::ConvertF32(x, n, W.wtype, hi, lo, stream_), "activation conversion");
+    B = hi;
+    B_lo = lo;
+  }
+  check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, T, W.cols, &one, W.data, type, W.cols, B, type,
+                     W.cols, &zero, y, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx");
+  if (B_lo)
+    check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, T, W.cols, &one, W.data, type, W.cols, B_lo, type,
+                       W.cols, &one, y, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmEx (lo part)");
+}
+
+// logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H).
+void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits) {
+  const int H = c_.n_embd, V = c_.n_vocab;
+  int32_t ids[kLogitChunk];
+  for (int i0 = 0; i0 < n_rows; i0 += kLogitChunk) {
+    const int m = std::min(kLogitChunk, n_rows - i0);
+    for (int i = 0; i < m; ++i) ids[i] = rows[i0 + i] - row0;
+    check(cudaMemcpyAsync(rows_.as(), ids, sizeof(int32_t) * m, cudaMemcpyHostToDevice, stream_), "copying logit rows");
+    check(k::elementwise::GatherRows(h, rows_.as<int32_t>(), m, H, sel_.as(), stream_), "GatherRows");
+    matmul(w_->lm_head, sel_.as(), m, logits_.as());
+    check(cudaMemcpyAsync(logits + size_t(i0) * V, logits_.as(), sizeof(float) * m * V, cudaMemcpyDeviceToHost, stream_),
+          "copying logits");
+    sync("lm_head");  // ids[] and the device buffers are reused by the next chunk
+  }
+}
+
+void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out) {
+  matmul(L.q, xn, T, qg_.as());
+  matmul(L.k, xn, T, kb_.as());
+  matmul(L.v, xn, T, vb_.as());
+  k::rope::QkNormRopeParams rp;
+  rp.qg = qg_.as();
+  rp.k = kb_.as();
+  rp.v = vb_.as();
+  rp.q_norm = L.q_norm;
+  rp.k_norm = L.k_norm;
+  rp.inv_freq = w_->inv_freq;
+  rp.q = q_.as();
+  rp.k_cache = cache.k.as();
+  rp.v_cache = cache.v.as();
+  rp.T = T;
+  rp.pos0 = pos0;
+  rp.n_head = c_.n_head;
+  rp.n_head_kv = c_.n_head_kv;
+  rp.head_dim = c_.head_dim;
+  rp.n_rot = c_.n_rot;
+  rp.eps = c_.rms_norm_eps;
+  check(k::rope::QkNormRopeKvWrite(rp, stream_), "q/k norm + RoPE");
+  k::attention::AttentionParams ap;
+  ap.q = q_.as();
+  ap.gate = qg_.as() + c_.head_dim;
+  ap.gate_head_stride = 2 * c_.head_dim;
+  ap.k_cache = cache.k.as();
+  ap.v_cache = cache.v.as();
+  ap.out = attn_.as();
+  ap.T = T;
+  ap.pos0 = pos0;
+  ap.n_head = c_.n_head;
+  ap.n_head_kv = c_.n_head_kv;
+  ap.head_dim = c_.head_dim;
+  ap.scale = 1.0f / std::sqrt(float(c_.head_dim));
+  ap.work_o = work_o_.as();
+  ap.work_ml = work_ml_.as();
+  ap.max_splits = kMaxSplits;
+  ap.split_keys = split_keys_;
+  check(k::attention::Attention(ap, stream_), "attention");
+  matmul(L.o, attn_.as(), T, out);
+}
+
+void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s, bool keep, float* out) {
+  k::deltanet::Dims d;
+  d.HK = c_.lin_n_k_heads;
+  d.HV = c_.lin_n_v_heads;
+  d.dk = c_.lin_k_dim;
+  d.dv = c_.lin_v_dim;
+  d.K = c_.lin_conv_kernel;
+  if (L.fused) {
+    matmul(L.qkvz, xn, T, proj1_.as());
+    matmul(L.ba, xn, T, proj2_.as());
+    check(k::deltanet::Unfuse(proj1_.as(), proj2_.as(), T, d, mixed_.as(), z_.as(), b_.as(), a_.as(), stream_),
+          "DeltaNet unfuse");
+  } else {
+    matmul(L.qkv, xn, T, mixed_.as());
+    matmul(L.z, xn, T, z_.as());
+    matmul(L.b, xn, T, b_.as());
+    matmul(L.a, xn, T, a_.as());
+  }
+  float* row_conv = nullptr;
+  float* row_S = nullptr;
+  if (keep) {  // slot 0: the state before the batch; the kernels write slots 1..T
+    copy_d2d(s.row_S.as(), s.S.as(), s.S.bytes());
+    copy_d2d(s.row_conv.as(), s.conv.as(), s.conv.bytes());
+    row_S = s.row_S.as() + s.S.bytes() / sizeof(float);
+    row_conv = s.row_conv.as() + s.conv.bytes() / sizeof(float);
+  }
+  check(k::deltanet::ConvUpdate(mixed_.as(), L.conv, T, d, s.conv.as(), conv_out_.as(), row_conv, stream_),
+        "DeltaNet conv");
+  check(k::deltanet::Recurrent(conv_out_.as(), b_.as(), a_.as(), L.A, L.dt_bias, T, d, s.S.as(), o_.as(), row_S, stream_),
+        "DeltaNet recurrence");
+  check(k::norm::GatedRMSNorm(o_.as(), z_.as(), L.norm, T * d.HV, d.dv, c_.rms_norm_eps, y_.as(), stream_),
+        "gated RMSNorm");
+  matmul(L.out, y_.as(), T, out);
+}
+
+void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
+  const int H = c_.n_embd;
+  if (!c_.is_moe) {
+    matmul(L.gate, xn, T, g_.as());
+    matmul(L.up, xn, T, u_.as());
+    check(k::elementwise::SiluMul(g_.as(), u_.as(), size_t(T) * L.gate.rows, stream_), "SiLU-mul");
+    matmul(L.down, g_.as(), T, out);
+    return;
+  }
+  const int E = c_.n_expert, kk = c_.n_expert_used, Fe = c_.n_ff_expert;
+  matmul(L.router, xn, T, router_.as());
+  check(k::moe::TopK(router_.as(), T, E, kk, c_.norm_topk_prob, topk_idx_.as<int32_t>(), topk_w_.as(), stream_),
+        "MoE top-k");
+  check(k::moe::ExpertSwiGLU(L.exp_gate, L.exp_up, L.exp_wtype, Fe, H, xn, topk_idx_.as<int32_t>(), T, kk, act_.as(),
+                             stream_),
+        "MoE experts (gate/up)");
+  check(k::moe::ExpertDown(L.exp_down, L.exp_wtype, H, Fe, act_.as(), topk_idx_.as<int32_t>(), T * kk, eout_.as(),
+                           stream_),
+        "MoE experts (down)");
+  const bool shared = !L.shared_gate.empty();
+  if (shared) {
+    matmul(L.shared_gate, xn, T, g_.as());
+    matmul(L.shared_up, xn, T, u_.as());
+    check(k::elementwise::SiluMul(g_.as(), u_.as(), size_t(T) * L.shared_gate.rows, stream_), "SiLU-mul");
+    matmul(L.shared_down, g_.as(), T, sh_.as());
+    matmul(L.shared_expert_gate, xn, T, sg_.as());
+  }
+  check(k::moe::Combine(eout_.as(), topk_w_.as(), shared ? sh_.as() : nullptr, shared ? sg_.as() : nullptr, T, kk,
+                        H, out, stream_),
+        "MoE combine");
+}
+
+}  // namespace imp::cuda
