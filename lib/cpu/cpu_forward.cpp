@@ -199,6 +199,8 @@ class CpuForward : public ForwardPass {
 }  // namespace
 
 std::unique_ptr<ForwardPass> make_cpu_forward(const Model& model, int n_ctx, int n_threads) {
+  if (model.random_weights)
+    fail(IMP_ERR_UNSUPPORTED, "a random-weight model exists only on the CUDA device; the CPU backend cannot run it");
   return std::make_unique<CpuForward>(model, n_ctx, n_threads);
 }
 

@@ -63,6 +63,7 @@ void CudaForward::Forward(const ForwardBatch& b) {
     next_logit = end;
     n_past_ = pos0 + c0 + n;
   }
+  mark(nullptr);
   sync("Forward");
   if (b.keep_row_states) rows_start_ = pos0, rows_end_ = pos0 + T;
 }
@@ -261,6 +262,7 @@ void CudaForward::copy_d2d(void* dst, const void* src, size_t bytes) const {
 void CudaForward::forward_chunk(const int32_t* tokens, int n, int pos0, bool keep) {
   const int H = c_.n_embd;
   const float eps = c_.rms_norm_eps;
+  mark("embed + first norm");
   check(cudaMemcpyAsync(tokens_.as(), tokens, sizeof(int32_t) * n, cudaMemcpyHostToDevice, stream_), "copying tokens");
   check(k::elementwise::Embed(w_->embed.data, w_->embed.wtype, H, tokens_.as<int32_t>(), n, x_.as(), stream_), "Embed");
   check(k::norm::RMSNorm(x_.as(), H, w_->layers[0].input_norm, n, H, eps, xn_.as(), H, stream_), "RMSNorm");
@@ -270,8 +272,10 @@ void CudaForward::forward_chunk(const int32_t* tokens, int n, int pos0, bool kee
       full_attention(L, xn_.as(), n, pos0, kv_[layer_slot_[i]], branch_.as());
     else
       deltanet(L, xn_.as(), n, lin_[layer_slot_[i]], keep, branch_.as());
+    mark("residual add + RMSNorm");
     check(k::norm::AddRMSNorm(x_.as(), branch_.as(), L.post_norm, n, H, eps, xn_.as(), stream_), "add + RMSNorm");
     ffn(L, xn_.as(), n, branch_.as());
+    mark("residual add + RMSNorm");
     const float* next = i + 1 < c_.n_layer ? w_->layers[i + 1].input_norm : w_->final_norm;
     check(k::norm::AddRMSNorm(x_.as(), branch_.as(), next, n, H, eps, xn_.as(), stream_), "add + RMSNorm");
   }
@@ -291,6 +295,7 @@ void CudaForward::mtp(const MtpBatch& b) {
           "copying MTP tokens");
     check(cudaMemcpyAsync(hid_in_.as(), b.hidden + size_t(c0) * H, sizeof(float) * n * H, cudaMemcpyHostToDevice, stream_),
           "copying MTP hidden states");
+    mark("mtp: embed, norms, fc");
     // cat = [Norm(embed(t_{p+1})) | Norm(h_p)], then x = fc(cat).
     check(k::elementwise::Embed(w_->embed.data, w_->embed.wtype, H, tokens_.as<int32_t>(), n, x_.as(), stream_), "Embed");
     check(k::norm::RMSNorm(x_.as(), H, w_->mtp_norm_embed, n, H, eps, cat_.as(), 2 * H, stream_), "RMSNorm");
@@ -310,6 +315,7 @@ void CudaForward::mtp(const MtpBatch& b) {
       lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0, b.logits + size_t(next_logit) * c_.n_vocab);
     next_logit = end;
   }
+  mark(nullptr);
   sync("MTP forward");
 }
 

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "cuda/check.h"
 #include "cuda/device_weights.h"
+#include "cuda/phase_timer.h"
 #include "engine/engine.h"
 #include "engine/forward.h"
 #include "model/model.h"
@@ -103,6 +104,9 @@ class CudaForward final : public ForwardPass {
   // The same tensors, in the same order, as the CPU backend's DumpState.
   std::vector<std::vector<float>> DumpState(int mtp_rows) const override;
 
+  // imp-bench's per-phase split (phase_timer.h): enable, run forwards, read the totals.
+  PhaseTimer& phase_timer() { return timer_; }
+
   void PrefillMtp(const MtpBatch& b) override { mtp(b); }
   void MtpForward(const MtpBatch& b) override { mtp(b); }
 
@@ -118,7 +122,11 @@ class CudaForward final : public ForwardPass {
   void release();
 
   void set_device() const { check(cudaSetDevice(device_), "cudaSetDevice"); }
-  void sync(const char* what) const { check(cudaStreamSynchronize(stream_), what); }
+  void sync(const char* what) const {
+    check(cudaStreamSynchronize(stream_), what);
+    timer_.collect();
+  }
+  void mark(const char* phase) const { timer_.mark(phase, stream_); }
   void copy_d2d(void* dst, const void* src, size_t bytes) const;
 
   // ---- building blocks -----------------------------------------------------------------------------------
@@ -146,6 +154,7 @@ class CudaForward final : public ForwardPass {
   const int n_ctx_;
   const int device_;
   std::shared_ptr<const cuda::DeviceWeights> w_;
+  mutable PhaseTimer timer_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   // Keys per split-K attention split: fixed per instance so that a row's result does not depend on its batch.

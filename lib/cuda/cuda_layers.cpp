@@ -56,6 +56,7 @@ void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int r
   for (int i0 = 0; i0 < n_rows; i0 += kLogitChunk) {
     const int m = std::min(kLogitChunk, n_rows - i0);
     for (int i = 0; i < m; ++i) ids[i] = rows[i0 + i] - row0;
+    mark("lm_head");
     check(cudaMemcpyAsync(rows_.as(), ids, sizeof(int32_t) * m, cudaMemcpyHostToDevice, stream_), "copying logit rows");
     check(k::elementwise::GatherRows(h, rows_.as<int32_t>(), m, H, sel_.as(), stream_), "GatherRows");
     matmul(w_->lm_head, sel_.as(), m, logits_.as());
@@ -66,6 +67,7 @@ void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int r
 }
 
 void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out) {
+  mark("attention: q/k/v projections");
   matmul(L.q, xn, T, qg_.as());
   matmul(L.k, xn, T, kb_.as());
   matmul(L.v, xn, T, vb_.as());
@@ -86,6 +88,7 @@ void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int po
   rp.head_dim = c_.head_dim;
   rp.n_rot = c_.n_rot;
   rp.eps = c_.rms_norm_eps;
+  mark("attention: q/k norm, RoPE, KV write");
   check(k::rope::QkNormRopeKvWrite(rp, stream_), "q/k norm + RoPE");
   k::attention::AttentionParams ap;
   ap.q = q_.as();
@@ -104,7 +107,9 @@ void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int po
   ap.work_ml = work_ml_.as();
   ap.max_splits = kMaxSplits;
   ap.split_keys = split_keys_;
+  mark("attention: softmax(qK)V, gate");
   check(k::attention::Attention(ap, stream_), "attention");
+  mark("attention: o projection");
   matmul(L.o, attn_.as(), T, out);
 }
 
@@ -115,6 +120,7 @@ void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s,
   d.dk = c_.lin_k_dim;
   d.dv = c_.lin_v_dim;
   d.K = c_.lin_conv_kernel;
+  mark("deltanet: in projections");
   if (L.fused) {
     matmul(L.qkvz, xn, T, proj1_.as());
     matmul(L.ba, xn, T, proj2_.as());
@@ -126,6 +132,7 @@ void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s,
     matmul(L.b, xn, T, b_.as());
     matmul(L.a, xn, T, a_.as());
   }
+  mark("deltanet: conv + recurrence (state)");
   float* row_conv = nullptr;
   float* row_S = nullptr;
   if (keep) {  // slot 0: the state before the batch; the kernels write slots 1..T
@@ -138,24 +145,30 @@ void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s,
         "DeltaNet conv");
   check(k::deltanet::Recurrent(conv_out_.as(), b_.as(), a_.as(), L.A, L.dt_bias, T, d, s.S.as(), o_.as(), row_S, stream_),
         "DeltaNet recurrence");
+  mark("deltanet: gated norm");
   check(k::norm::GatedRMSNorm(o_.as(), z_.as(), L.norm, T * d.HV, d.dv, c_.rms_norm_eps, y_.as(), stream_),
         "gated RMSNorm");
+  mark("deltanet: out projection");
   matmul(L.out, y_.as(), T, out);
 }
 
 void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
   const int H = c_.n_embd;
   if (!c_.is_moe) {
+    mark("ffn: gate/up projections");
     matmul(L.gate, xn, T, g_.as());
     matmul(L.up, xn, T, u_.as());
     check(k::elementwise::SiluMul(g_.as(), u_.as(), size_t(T) * L.gate.rows, stream_), "SiLU-mul");
+    mark("ffn: down projection");
     matmul(L.down, g_.as(), T, out);
     return;
   }
   const int E = c_.n_expert, kk = c_.n_expert_used, Fe = c_.n_ff_expert;
+  mark("moe: router + top-k");
   matmul(L.router, xn, T, router_.as());
   check(k::moe::TopK(router_.as(), T, E, kk, c_.norm_topk_prob, topk_idx_.as<int32_t>(), topk_w_.as(), stream_),
         "MoE top-k");
+  mark("moe: routed experts");
   check(k::moe::ExpertSwiGLU(L.exp_gate, L.exp_up, L.exp_wtype, Fe, H, xn, topk_idx_.as<int32_t>(), T, kk, act_.as(),
                              stream_),
         "MoE experts (gate/up)");
@@ -164,12 +177,14 @@ void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
         "MoE experts (down)");
   const bool shared = !L.shared_gate.empty();
   if (shared) {
+    mark("moe: shared expert");
     matmul(L.shared_gate, xn, T, g_.as());
     matmul(L.shared_up, xn, T, u_.as());
     check(k::elementwise::SiluMul(g_.as(), u_.as(), size_t(T) * L.shared_gate.rows, stream_), "SiLU-mul");
     matmul(L.shared_down, g_.as(), T, sh_.as());
     matmul(L.shared_expert_gate, xn, T, sg_.as());
   }
+  mark("moe: combine");
   check(k::moe::Combine(eout_.as(), topk_w_.as(), shared ? sh_.as() : nullptr, shared ? sg_.as() : nullptr, T, kk,
                         H, out, stream_),
         "MoE combine");

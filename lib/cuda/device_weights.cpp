@@ -4,6 +4,8 @@
 
 #include "cuda/check.h"
 
+#include "random_fill.cuh"
+
 #include <cmath>
 #include <functional>
 #include <map>
@@ -53,6 +55,8 @@ class Uploader {
     fixups_.push_back([&ptr, off](char* base) { ptr = reinterpret_cast<T*>(base + off); });
   }
   void mat(DMat& d, const Mat& m, const char* what) {
+    if (model && model->is_placeholder(m.data) && !random_.count(m.data))
+      random_[m.data] = RandomMat{m.dtype, size_t(m.rows) * m.cols, m.cols, random_.size()};
     d.wtype = wtype_of(m.dtype, what);
     d.rows = m.rows;
     d.cols = m.cols;
@@ -72,8 +76,16 @@ class Uploader {
     w.arena_bytes = std::max<size_t>(size_, 256);
     check(cudaMalloc(&w.arena, w.arena_bytes), "cudaMalloc of the weights");
     char* base = static_cast<char*>(w.arena);
-    for (const auto& c : copies_)
-      if (c.host && c.bytes) check(cudaMemcpy(base + c.off, c.host, c.bytes, cudaMemcpyHostToDevice), "uploading weights");
+    for (const auto& c : copies_) {
+      if (!c.host || !c.bytes) continue;
+      auto r = random_.find(c.host);
+      if (r != random_.end()) {
+        fill_random(base + c.off, r->second);
+        continue;
+      }
+      check(cudaMemcpy(base + c.off, c.host, c.bytes, cudaMemcpyHostToDevice), "uploading weights");
+    }
+    if (!random_.empty()) check(cudaDeviceSynchronize(), "filling random weights");
     for (auto& f : fixups_) f(base);
     for (const auto& t : tables_) {
       std::vector<const void*> ptrs;
@@ -84,8 +96,25 @@ class Uploader {
   }
 
   int max_cols = 0;
+  const Model* model = nullptr;  // for its random-weight placeholders
 
  private:
+  // A placeholder matrix of a random-weight model: filled on the device instead of copied.
+  struct RandomMat {
+    DType dtype;
+    size_t n;      // elements
+    int cols;
+    size_t index;  // order of first appearance: the matrix's own seed
+  };
+  void fill_random(void* dst, const RandomMat& r) const {
+    // Uniform in +-1/sqrt(cols): each output of y = W x keeps about the scale of x, so a deep random stack
+    // stays finite and the routers and gates see varied inputs.
+    const float scale = 1.0f / std::sqrt(float(std::max(r.cols, 1)));
+    const uint64_t seed = model->random_seed * 0x9E3779B97F4A7C15ull + r.index;
+    check(kernels::random_fill::FillUniform(dst, wtype_of(r.dtype, "a random matrix"), r.n, seed, scale, nullptr),
+          "filling random weights");
+  }
+  std::map<const void*, RandomMat> random_;
   struct Copy {
     const void* host;
     size_t bytes, off;
@@ -188,6 +217,7 @@ std::shared_ptr<const DeviceWeights> upload(const Model& model, int device) {
   dw->layers.resize(w.layers.size());
   std::vector<ExpertMats> experts(w.layers.size() + 1);
   Uploader u;
+  u.model = &model;
   u.mat(dw->embed, w.embed, "embed_tokens");
   u.mat(dw->lm_head, w.lm_head, "lm_head");
   u.vec(dw->final_norm, w.final_norm);

@@ -6,8 +6,11 @@
 #include "model/safetensors.h"
 #include "model/weights.h"
 
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 namespace imp {
 
@@ -19,6 +22,13 @@ struct Model {
   SafeTensors files;                       // Hugging Face directory
   std::shared_ptr<const gguf::File> gguf;  // or a GGUF file (weights point into its mapping)
   ModelWeights weights;
+  // A random-weight model (model/random_model.h): every matrix points into `placeholders`, whose bytes carry no
+  // data; the CUDA backend fills those matrices on the device from `random_seed`.
+  bool random_weights = false;
+  uint64_t random_seed = 0;
+  std::deque<unsigned char> placeholders;  // a deque: growing it never moves the bytes the Mats point at
+  std::unordered_set<const void*> placeholder_set;
+  bool is_placeholder(const void* p) const { return random_weights && placeholder_set.count(p) != 0; }
 };
 
 // Loads a Hugging Face model directory, or a GGUF file (a path whose first bytes are the GGUF magic, or that ends
