@@ -180,7 +180,7 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
     const int32_t d = drafts[j];
     if (sampling().greedy()) {
       int32_t t = argmax(row, V_);
-      if (d != t) {
+      if (d != t && !forced_acceptance_) {
         next = t;
         break;
       }

@@ -72,6 +72,10 @@ class Engine {
   void set_rollback_mode(RollbackMode m) { rollback_ = m; }
   // Drafts come from ids [0, n) only (0 = the whole vocabulary); see MtpBatch::vocab_limit.
   void set_draft_vocab(int n) { draft_vocab_ = n; }
+  // Benchmarks only (imp-bench --random-weights --mtp K): verify accepts every draft whatever the target says, so a cycle
+  // of k drafts always costs k draft steps + one verify of k+1 rows and emits k+1 tokens. The output is then not
+  // the model's; the cost per k is what it measures. Greedy sampling only.
+  void set_forced_acceptance(bool on) { forced_acceptance_ = on; }
   int draft_vocab() const { return draft_vocab_ > 0 && draft_vocab_ < V_ ? draft_vocab_ : V_; }
   const SamplingParams& sampling() const { return sampler_.params(); }
   void reset();
@@ -93,6 +97,7 @@ class Engine {
   int V_, H_;
   RollbackMode rollback_ = RollbackMode::KeepRowStates;
   int draft_vocab_ = 0;
+  bool forced_acceptance_ = false;
 
   std::vector<int32_t> tokens_;          // every token fed to the main model, by position
   // MTP rows not yet in the MTP KV cache: positions [mtp_valid_, n_past()); their hidden states, by position.

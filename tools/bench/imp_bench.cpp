@@ -2,6 +2,7 @@
 //
 //   imp-bench --model DIR --prompts FILE.json [-n 128] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both]
 //             [--draft-vocab N] [--max-prompts N] [--repeat R] [--backend cpu|cuda]
+//   imp-bench --random-weights CONFIG.json ...   (the CUDA backend at a config's real size: bench_random.cpp)
 //
 // FILE.json: {"code": ["prompt", ...], "prose": [...], ...}. For each class and each k it prints the acceptance per
 // draft depth (greedy), tokens/s with and without MTP and the speed-up, checks that greedy MTP output equals plain
@@ -71,7 +72,13 @@ std::vector<int> parse_list(const std::string& s) {
 
 }  // namespace
 
+namespace imp_bench {
+int random_weights_main(int argc, char** argv);  // bench_random.cpp
+}
+
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--random-weights") == 0) return imp_bench::random_weights_main(argc, argv);
   std::string model_dir, prompts_path, rollback = "rows";
   int n = 128, threads = 0, max_prompts = 1000, draft_vocab = 0, repeat = 3;
   std::string backend = "cpu";
