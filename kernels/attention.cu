@@ -11,6 +11,9 @@ namespace {
 
 constexpr int kWarps = 4;
 
+// (Written as a sum rather than a choice: the choice makes ptxas spill registers in some instantiations.)
+__device__ __forceinline__ int pos0_of(const AttentionParams& p) { return p.pos0 + (p.pos0_dev ? *p.pos0_dev : 0); }
+
 template <int HD, bool FINAL>
 __global__ void __launch_bounds__(kWarps * 32) AttentionSplitKernel(AttentionParams p, int chunk) {
   constexpr int kPer = (HD + 31) / 32;  // output dims per lane: d = lane + 32 * i
@@ -21,11 +24,14 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionSplitKernel(AttentionPar
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int nh = p.n_head, nkv = p.n_head_kv, kvh = h / (nh / nkv);
-  const int n_keys = p.pos0 + t + 1;
+  const int pos0 = pos0_of(p);
+  const int n_keys = pos0 + t + 1;
   const int k0 = split * chunk, k1 = min(k0 + chunk, n_keys);
   const size_t part = (size_t(t) * nh + h) * p.max_splits + split;
 
-  if (k0 >= n_keys) {  // an empty split (only with FINAL == false): a neutral partial
+  // A split with no key of this row (only with FINAL == false) leaves a neutral partial. With pos0_dev the grid
+  // covers every split of n_ctx keys, so most such splits lie past the whole batch; the combine skips those.
+  if (k0 >= n_keys) {
     if constexpr (!FINAL) {
       for (int d = threadIdx.x; d < HD; d += blockDim.x) p.work_o[part * HD + d] = 0.0f;
       if (threadIdx.x == 0) p.work_ml[part * 2] = -INFINITY, p.work_ml[part * 2 + 1] = 0.0f;
@@ -113,11 +119,21 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionSplitKernel(AttentionPar
   }
 }
 
-// Merges the n_splits partials of (t, h) and applies the gate. Grid (nh, T), block >= 32 threads.
+// Merges the partials of (t, h) of the splits that hold keys and applies the gate. Grid (nh, T), block >= 32
+// threads. One such split (only with pos0_dev) is finished as the FINAL split kernel finishes it: the same
+// acc / L * sigmoid(gate) on the same values, so the output is that of the host-pos0 launch bit for bit.
 template <int HD>
-__global__ void AttentionCombineKernel(AttentionParams p, int n_splits) {
+__global__ void AttentionCombineKernel(AttentionParams p, int chunk) {
+  const int n_splits = min((pos0_of(p) + p.T + chunk - 1) / chunk, p.max_splits);
   const int h = blockIdx.x, t = blockIdx.y, nh = p.n_head;
   const size_t base = (size_t(t) * nh + h) * p.max_splits;
+  if (n_splits == 1) {
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+      const float g = p.gate[(size_t(t) * nh + h) * p.gate_head_stride + d];
+      p.out[(size_t(t) * nh + h) * HD + d] = p.work_o[base * HD + d] / p.work_ml[base * 2 + 1] * sigmoidf_(g);
+    }
+    return;
+  }
   float M = -INFINITY;
   for (int s = 0; s < n_splits; ++s)
     if (p.work_ml[(base + s) * 2 + 1] > 0.0f) M = fmaxf(M, p.work_ml[(base + s) * 2]);
@@ -141,20 +157,24 @@ cudaError_t Attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.T <= 0) return cudaSuccess;
   if (p.n_head_kv <= 0 || p.n_head % p.n_head_kv) IMP_DISPATCH_FAIL("GQA grouping (nh % nkv != 0), nkv", p.n_head_kv);
   if (p.split_keys <= 0 || p.split_keys % 32) IMP_DISPATCH_FAIL("split_keys (a positive multiple of 32)", p.split_keys);
-  const int n_keys_max = p.pos0 + p.T;
+  const bool split_k = p.T <= kMaxSplitRows && p.work_o && p.work_ml;
+  if (p.pos0_dev && !split_k) IMP_DISPATCH_FAIL("rows with a device-side pos0 (split-K path, 1..16 rows)", p.T);
+  if (p.pos0_dev && p.n_ctx < p.T) IMP_DISPATCH_FAIL("n_ctx with a device-side pos0", p.n_ctx);
+  // Keys the last row sees: known here, or bounded by the cache when part of pos0 is on the device.
+  const int n_keys_max = p.pos0_dev ? p.n_ctx : p.pos0 + p.T;
   int n_splits = 1, chunk = (n_keys_max + 31) / 32 * 32;
-  if (p.T <= kMaxSplitRows && p.work_o && p.work_ml) {
+  if (split_k) {
     chunk = p.split_keys;
     n_splits = (n_keys_max + chunk - 1) / chunk;
     if (n_splits > p.max_splits) IMP_DISPATCH_FAIL("key count for the split-K workspace", n_keys_max);
   }
   DISPATCH_HEAD_DIM(p.head_dim, HD, {
     const dim3 grid(n_splits, p.n_head, p.T);
-    if (n_splits == 1) {
+    if (n_splits == 1 && !p.pos0_dev) {
       AttentionSplitKernel<HD, true><<<grid, kWarps * 32, 0, stream>>>(p, chunk);
-    } else {
+    } else {  // with pos0_dev the live split count is known only on the device: always partials + combine
       AttentionSplitKernel<HD, false><<<grid, kWarps * 32, 0, stream>>>(p, chunk);
-      AttentionCombineKernel<HD><<<dim3(p.n_head, p.T), std::max(32, std::min(HD, 256)), 0, stream>>>(p, n_splits);
+      AttentionCombineKernel<HD><<<dim3(p.n_head, p.T), std::max(32, std::min(HD, 256)), 0, stream>>>(p, chunk);
     }
   })
   return cudaGetLastError();

@@ -14,6 +14,11 @@
 // depend on T or on the other rows of the batch (a verify row equals the same row decoded alone, bit for bit,
 // which greedy MTP parity relies on). Larger T (prefill) uses one split per row: correct, but K/V are re-read
 // per query row; a tiled prefill kernel that shares K/V tiles across rows is the next step.
+// CUDA graphs (lib/cuda/cuda_graphs.h) replay one launch at every position, so with pos0_dev set (split-K path
+// only) the position comes from device memory at run time: the grid then covers every split that n_ctx keys can
+// need, the splits past the batch's keys leave neutral partials, and the combine reads only the splits that hold
+// keys (finishing a lone one exactly as the one-split kernel does), so the output is bit-identical to that of a
+// launch with the same position on the host.
 #ifndef IMP_KERNELS_ATTENTION_CUH_
 #define IMP_KERNELS_ATTENTION_CUH_
 
@@ -32,6 +37,8 @@ struct AttentionParams {
   float* out = nullptr;            // (T, nh * hd)
   int T = 0, pos0 = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
   float scale = 0.0f;              // 1 / sqrt(hd), from the host
+  const int* pos0_dev = nullptr;   // if set, row 0 is at pos0 + *pos0_dev (read at run time); split-K path only
+  int n_ctx = 0;                   // with pos0_dev: rows the cache holds, which bounds the keys and sizes the grid
   // Split-K workspace for T <= kMaxSplitRows: (kMaxSplitRows, nh, max_splits) partials.
   float* work_o = nullptr;         // (kMaxSplitRows * nh * max_splits, hd)
   float* work_ml = nullptr;        // (kMaxSplitRows * nh * max_splits, 2)

@@ -11,7 +11,7 @@ constexpr int kMaxHeadDim = 512;
 
 __global__ void QkNormRopeKernel(QkNormRopeParams p) {
   __shared__ float buf[kMaxHeadDim];
-  const int t = blockIdx.x, head = blockIdx.y, hd = p.head_dim, pos = p.pos0 + t;
+  const int t = blockIdx.x, head = blockIdx.y, hd = p.head_dim, pos = p.pos0 + (p.pos0_dev ? *p.pos0_dev : 0) + t;
   const bool is_q = head < p.n_head;
   const int kvh = head - p.n_head;
   const float* src = is_q ? p.qg + (size_t(t) * p.n_head + head) * 2 * hd : p.k + (size_t(t) * p.n_head_kv + kvh) * hd;

@@ -7,7 +7,8 @@
 //
 // RoPE rotates the first n_rot dims with NeoX pairing (i, i + n_rot/2): angle = float(pos) * inv_freq[i], with
 // inv_freq (n_rot/2) computed on the host exactly as the CPU reference does. Grid (T, nh + nkv), one block per
-// head vector. hd <= 512.
+// head vector. hd <= 512. With pos0_dev set, row t is at pos0 + *pos0_dev + t, read from device memory at run
+// time (a CUDA graph replays one launch at every position).
 #ifndef IMP_KERNELS_ROPE_CUH_
 #define IMP_KERNELS_ROPE_CUH_
 
@@ -27,6 +28,7 @@ struct QkNormRopeParams {
   float* v_cache = nullptr;
   int T = 0, pos0 = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
   float eps = 1e-6f;
+  const int* pos0_dev = nullptr;  // if set, added to pos0 at run time
 };
 
 cudaError_t QkNormRopeKvWrite(const QkNormRopeParams& p, cudaStream_t stream);
