@@ -113,6 +113,81 @@ __global__ void RecurrentKernel(const float* __restrict__ conv_out, const float*
   for (int i = threadIdx.x; i < dk * dv; i += blockDim.x) Sg[i] = S[i];
 }
 
+// The same recurrence with the state in registers, spread over more of the GPU: grid (HV, ceil(dv/32)), block of
+// 4 warps. Lane l is value column d = 32*blockIdx.y + l; warp w holds rows [w*R, (w+1)*R) of that column of S
+// (R = dk/4) in registers, so the state is read from and written to global memory once per call with coalesced
+// 128-byte rows, and the HV*dv/32 blocks stream the 64 KiB-per-head states in parallel (the one-block-per-head
+// kernel above leaves most SMs idle and spends a decode step's time loading S). u = S^T k and o = S^T q are summed
+// over the four warps' partials in a fixed order, so a row's result does not depend on T: a verify row equals the
+// same row decoded alone.
+template <int R>
+__global__ void __launch_bounds__(128) RecurrentColumnsKernel(const float* __restrict__ conv_out,
+                                                              const float* __restrict__ b, const float* __restrict__ a,
+                                                              const float* __restrict__ A,
+                                                              const float* __restrict__ dt_bias, int T, Dims dm,
+                                                              float* __restrict__ S_all, float* __restrict__ o,
+                                                              float* __restrict__ row_S) {
+  constexpr int DK = 4 * R;
+  __shared__ float qk[2][2][DK];  // [row parity][q, k][i]
+  __shared__ float norms[4][2];   // per-warp partial |q|^2, |k|^2
+  __shared__ float part[2][4][32];  // per-warp partial u, o of each column
+  const int j = blockIdx.x, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int dv = dm.dv, HV = dm.HV, kh = j / (HV / dm.HK), conv_dim = dm.conv_dim();
+  const int d = blockIdx.y * 32 + lane;
+  const bool live = d < dv;
+  float* Sg = S_all + size_t(j) * DK * dv;
+  float s[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) s[r] = live ? Sg[size_t(w * R + r) * dv + d] : 0.0f;
+  const float q_scale = rsqrtf(float(DK));
+  for (int t = 0; t < T; ++t) {
+    const int p = t & 1;
+    const float* row = conv_out + size_t(t) * conv_dim;
+    float sq = 0.0f, sk = 0.0f;
+    for (int i = threadIdx.x; i < DK; i += 128) {
+      const float qi = row[kh * DK + i], ki = row[dm.HK * DK + kh * DK + i];
+      qk[p][0][i] = qi;
+      qk[p][1][i] = ki;
+      sq += qi * qi;
+      sk += ki * ki;
+    }
+    sq = warp_sum(sq);
+    sk = warp_sum(sk);
+    if (lane == 0) norms[w][0] = sq, norms[w][1] = sk;
+    __syncthreads();
+    const float rq = 1.0f / sqrtf(norms[0][0] + norms[1][0] + norms[2][0] + norms[3][0] + 1e-6f) * q_scale;
+    const float rk = 1.0f / sqrtf(norms[0][1] + norms[1][1] + norms[2][1] + norms[3][1] + 1e-6f);
+    const float beta = sigmoidf_(b[size_t(t) * HV + j]);
+    const float decay = expf(A[j] * softplusf_(a[size_t(t) * HV + j] + dt_bias[j]));
+    float u = 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      s[r] *= decay;
+      u += s[r] * (qk[p][1][w * R + r] * rk);
+    }
+    part[0][w][lane] = u;
+    __syncthreads();
+    u = part[0][0][lane] + part[0][1][lane] + part[0][2][lane] + part[0][3][lane];
+    const float v = live ? row[2 * dm.HK * DK + j * dv + d] : 0.0f;
+    const float delta = beta * (v - u);
+    float acc = 0.0f;
+    float* rs = row_S && live ? row_S + (size_t(t) * HV + j) * DK * dv : nullptr;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      s[r] += (qk[p][1][w * R + r] * rk) * delta;
+      acc += s[r] * (qk[p][0][w * R + r] * rq);
+      if (rs) rs[size_t(w * R + r) * dv + d] = s[r];
+    }
+    part[1][w][lane] = acc;
+    __syncthreads();
+    if (w == 0 && live) o[(size_t(t) * HV + j) * dv + d] = part[1][0][lane] + part[1][1][lane] + part[1][2][lane] + part[1][3][lane];
+  }
+  if (live) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) Sg[size_t(w * R + r) * dv + d] = s[r];
+  }
+}
+
 }  // namespace
 
 cudaError_t Unfuse(const float* qkvz, const float* ba, int T, Dims d, float* mixed, float* z, float* b, float* a,
@@ -139,6 +214,17 @@ cudaError_t Recurrent(const float* conv_out, const float* b, const float* a, con
   if (d.HK <= 0 || d.HV % d.HK) IMP_DISPATCH_FAIL("linear value heads (not a multiple of key heads)", d.HV);
   if (d.dv <= 0 || d.dv > 1024) IMP_DISPATCH_FAIL("linear_value_head_dim (1..1024)", d.dv);
   if (T <= 0) return cudaSuccess;
+  if (d.dk % 4 == 0) {
+    const dim3 grid(d.HV, (d.dv + 31) / 32);
+    switch (d.dk / 4) {
+      case 4: RecurrentColumnsKernel<4><<<grid, 128, 0, stream>>>(conv_out, b, a, A, dt_bias, T, d, S, o, row_S); return cudaGetLastError();
+      case 8: RecurrentColumnsKernel<8><<<grid, 128, 0, stream>>>(conv_out, b, a, A, dt_bias, T, d, S, o, row_S); return cudaGetLastError();
+      case 16: RecurrentColumnsKernel<16><<<grid, 128, 0, stream>>>(conv_out, b, a, A, dt_bias, T, d, S, o, row_S); return cudaGetLastError();
+      case 32: RecurrentColumnsKernel<32><<<grid, 128, 0, stream>>>(conv_out, b, a, A, dt_bias, T, d, S, o, row_S); return cudaGetLastError();
+      case 64: RecurrentColumnsKernel<64><<<grid, 128, 0, stream>>>(conv_out, b, a, A, dt_bias, T, d, S, o, row_S); return cudaGetLastError();
+      default: break;  // other key head sizes: the shared-memory kernel
+    }
+  }
   const size_t smem = (size_t(d.dk) * d.dv + 2 * d.dk) * sizeof(float);
   int device = 0, max_optin = 0;
   cudaError_t e = cudaGetDevice(&device);

@@ -7,7 +7,34 @@ namespace imp::kernels::gemv {
 
 namespace {
 
-constexpr int kWarps = 8;  // output rows per block
+constexpr int kWarps = 8;   // output rows per block
+// 16-byte weight loads in flight per lane before the first is used: 4 for one row of x; with more rows the
+// accumulators take the registers, so 2 keeps the occupancy.
+template <int T>
+constexpr int kUnroll = T == 1 ? 4 : 2;
+
+// A 16-byte weight load that bypasses L1 (each weight byte is read once per call; x stays cached instead).
+__device__ __forceinline__ uint4 load_weights16(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+template <typename W>
+__device__ __forceinline__ void unpack16(const uint4& raw, float* out) {
+  if constexpr (sizeof(W) == 4) {
+    out[0] = __uint_as_float(raw.x);
+    out[1] = __uint_as_float(raw.y);
+    out[2] = __uint_as_float(raw.z);
+    out[3] = __uint_as_float(raw.w);
+  } else {
+    const W* h = reinterpret_cast<const W*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) out[i] = to_float(h[i]);
+  }
+}
 
 template <typename W, int T, bool VEC>
 __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict__ w, int rows, int cols,
@@ -21,21 +48,27 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
   for (int t = 0; t < T; ++t) acc[t] = 0.0f;
   if constexpr (VEC) {
     constexpr int V = kVec<W>;
-    // Two 16-byte weight loads in flight per lane before their first use.
+    // kUnroll<T> 16-byte weight loads in flight per lane before their first use: a decode step is one stream of
+    // weight reads, and HBM needs many bytes in flight per SM to run at its rate. Each lane still adds its
+    // columns in ascending order, one row of x at a time, so a row's result does not depend on T.
     int c = lane * V;
-    for (; c + 32 * V < cols; c += 64 * V) {
-      float wa[V], wb[V];
-      load_vec(wr + c, wa);
-      load_vec(wr + c + 32 * V, wb);
+    constexpr int U = kUnroll<T>;
+    for (; c + (U - 1) * 32 * V < cols; c += U * 32 * V) {
+      uint4 raw[U];
 #pragma unroll
-      for (int t = 0; t < T; ++t) {
-        const float* xt = x + size_t(t) * cols;
+      for (int u = 0; u < U; ++u) raw[u] = load_weights16(wr + c + u * 32 * V);
 #pragma unroll
-        for (int i = 0; i < V; i += 4) {
-          const float4 xa = *reinterpret_cast<const float4*>(xt + c + i);
-          const float4 xb = *reinterpret_cast<const float4*>(xt + c + 32 * V + i);
-          acc[t] += wa[i] * xa.x + wa[i + 1] * xa.y + wa[i + 2] * xa.z + wa[i + 3] * xa.w;
-          acc[t] += wb[i] * xb.x + wb[i + 1] * xb.y + wb[i + 2] * xb.z + wb[i + 3] * xb.w;
+      for (int u = 0; u < U; ++u) {
+        float wu[V];
+        unpack16<W>(raw[u], wu);
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+          const float* xt = x + size_t(t) * cols + c + u * 32 * V;
+#pragma unroll
+          for (int i = 0; i < V; i += 4) {
+            const float4 xa = *reinterpret_cast<const float4*>(xt + i);
+            acc[t] += wu[i] * xa.x + wu[i + 1] * xa.y + wu[i + 2] * xa.z + wu[i + 3] * xa.w;
+          }
         }
       }
     }

@@ -274,12 +274,12 @@ TEST(CudaKernels, RopeAndAttention) {
 }
 
 // The conv + recurrence against the CPU reference's loops, with per-row states.
-TEST(CudaKernels, DeltaNetMatchesRecurrence) {
-  REQUIRE_GPU();
-  std::mt19937 rng(11);
+void check_deltanet(int dk, int dv, int T, unsigned seed) {
+  SCOPED_TRACE("dk " + std::to_string(dk) + ", dv " + std::to_string(dv) + ", T " + std::to_string(T));
+  std::mt19937 rng(seed);
   kn::deltanet::Dims d;
-  d.HK = 2, d.HV = 4, d.dk = 16, d.dv = 24, d.K = 4;
-  const int T = 6, cd = d.conv_dim(), r = d.HV / d.HK;
+  d.HK = 2, d.HV = 4, d.dk = dk, d.dv = dv, d.K = 4;
+  const int cd = d.conv_dim(), r = d.HV / d.HK;
   std::vector<float> mixed = randn(size_t(T) * cd, rng), taps = randn(size_t(cd) * d.K, rng, 0.5f),
                      conv = randn(size_t(d.K - 1) * cd, rng), b = randn(size_t(T) * d.HV, rng),
                      a = randn(size_t(T) * d.HV, rng), A = randn(d.HV, rng, 0.3f), dt = randn(d.HV, rng, 0.3f),
@@ -337,6 +337,15 @@ TEST(CudaKernels, DeltaNetMatchesRecurrence) {
   EXPECT_LE(rel_err(g_o.data(), o.data(), o.size()), 1e-4);
   EXPECT_LE(rel_err(g_S.data(), S.data(), S.size()), 1e-4);
   EXPECT_LE(rel_err(g_rS.data(), rS.data(), rS.size()), 1e-4);
+}
+
+TEST(CudaKernels, DeltaNetMatchesRecurrence) {
+  REQUIRE_GPU();
+  check_deltanet(16, 24, 6, 11);    // register kernel, a partial column tile
+  check_deltanet(128, 128, 5, 12);  // register kernel at the 9B-like head size
+  check_deltanet(256, 40, 3, 13);   // register kernel, the largest key head
+  check_deltanet(20, 24, 4, 14);    // dk/4 = 5: the shared-memory kernel
+  check_deltanet(18, 16, 2, 15);    // dk not a multiple of 4: the shared-memory kernel
 }
 
 TEST(CudaKernels, MoeTopKAndArgmax) {
