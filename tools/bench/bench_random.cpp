@@ -15,7 +15,8 @@
 //   VRAM     device memory taken by the weights and by one context
 //
 //   imp-bench --random-weights configs/qwen35-9b-like.json [--wtype bf16|f16|q8_0|q4_k_m] [--seed S] [--pp 512,4096]
-//             [--tg 128] [--mtp 1,2,3,4] [--device N]
+//             [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv]
+//   --gemv   the BF16 GEMV kernel alone at the 9B's FFN and lm_head shapes, for T = 1..16 rows of x
 #include "engine/engine.h"
 #include "engine/sampler.h"
 #include "model/random_model.h"
@@ -31,6 +32,8 @@
 
 #if defined(IMP_WITH_CUDA)
 #include "cuda/cuda_forward.h"
+
+#include "gemv.cuh"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -130,6 +133,41 @@ double gemm_rate(int m, int n, int k) {
   return 2.0 * m * n * k / (best * 1e-3);
 }
 
+// The BF16 GEMV kernel alone at one shape: GB/s of weights read for T rows of x, best of 20 (--gemv).
+void gemv_bandwidth(int rows, int cols) {
+  void* W = nullptr;
+  float *x = nullptr, *y = nullptr;
+  const size_t wbytes = size_t(rows) * cols * 2;
+  cuda_ok(cudaMalloc(&W, wbytes), "cudaMalloc");
+  cuda_ok(cudaMalloc(reinterpret_cast<void**>(&x), sizeof(float) * 16 * cols), "cudaMalloc");
+  cuda_ok(cudaMalloc(reinterpret_cast<void**>(&y), sizeof(float) * 16 * rows), "cudaMalloc");
+  cudaMemset(W, 0, wbytes);
+  cudaMemset(x, 0, sizeof(float) * 16 * cols);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::printf("GEMV bf16 %d x %d (%.0f MB):", rows, cols, wbytes / 1e6);
+  for (int T : {1, 2, 3, 4, 5, 8, 16}) {
+    float best = 1e30f;
+    for (int i = 0; i < 20; ++i) {
+      cudaEventRecord(e0);
+      cuda_ok(imp::kernels::gemv::Gemv(W, imp::kernels::WType::BF16, rows, cols, x, T, y, nullptr), "Gemv");
+      cudaEventRecord(e1);
+      cuda_ok(cudaEventSynchronize(e1), "Gemv");
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      best = std::min(best, ms);
+    }
+    std::printf("  T=%d %.0f GB/s", T, wbytes / (best * 1e-3) / 1e9);
+  }
+  std::printf("\n");
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(W);
+  cudaFree(x);
+  cudaFree(y);
+}
+
 size_t mat_bytes(const imp::Mat& m) { return m.empty() ? 0 : size_t(m.rows) * imp::row_bytes(m.dtype, size_t(m.cols)); }
 size_t mat_params(const imp::Mat& m) { return m.empty() ? 0 : size_t(m.rows) * m.cols; }
 
@@ -191,6 +229,7 @@ int random_weights_main(int argc, char** argv) {
   uint64_t seed = 1;
   std::vector<int> pps = {512, 4096}, ks;
   int tg = 128, device = 0;
+  bool gemv = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&] {
@@ -204,6 +243,7 @@ int random_weights_main(int argc, char** argv) {
     else if (a == "--tg") tg = std::atoi(val().c_str());
     else if (a == "--mtp") ks = parse_ints(val());
     else if (a == "--device") device = std::atoi(val().c_str());
+    else if (a == "--gemv") gemv = true;
     else {
       std::fprintf(stderr, "usage: imp-bench --random-weights CONFIG.json [--wtype bf16|f16|q8_0|q4_k_m] [--seed S] "
                            "[--pp 512,4096] [--tg 128] [--mtp 1,2,3,4] [--device N]\n");
@@ -218,6 +258,11 @@ int random_weights_main(int argc, char** argv) {
                 double(prop.totalGlobalMem) / (1u << 30));
     const double copy_bw = copy_bandwidth();
     std::printf("copy bandwidth (device to device, read + write): %.0f GB/s\n", copy_bw / 1e9);
+    if (gemv) {
+      gemv_bandwidth(12288, 4096);
+      gemv_bandwidth(4096, 12288);
+      gemv_bandwidth(248320, 4096);
+    }
 
     const size_t used0 = device_used();
     auto t0 = Clock::now();
@@ -308,6 +353,32 @@ int random_weights_main(int argc, char** argv) {
                 1.0 / step, step * 1e3, bytes / 1e9, bytes / step / 1e9, 100.0 * bytes / step / copy_bw);
     std::printf("        forward alone (logits to the host, no argmax): %.3f ms -> %.0f%% of the copy bandwidth\n",
                 fwd_s * 1e3, 100.0 * bytes / fwd_s / copy_bw);
+
+    // The main forward alone for T rows kept for rollback with every row's logits, as verify runs it.
+    {
+      std::printf("forward alone, T rows with row states and logits (verify's GPU part):");
+      std::vector<int32_t> rows(imp::kMaxDraft + 1), toks(imp::kMaxDraft + 1);
+      for (int i = 0; i <= imp::kMaxDraft; ++i) rows[i] = i, toks[i] = tok(rng);
+      for (int T : {1, 2, 3, 4, 5}) {
+        double best = 1e30;
+        for (int rep = 0; rep < 5; ++rep) {
+          const int pos = F.n_past();
+          imp::ForwardBatch b;
+          b.tokens = toks.data();
+          b.n_tokens = T;
+          b.logit_rows = rows.data();
+          b.n_logit_rows = T;
+          b.logits = logits.data();
+          b.keep_row_states = true;
+          auto t1 = Clock::now();
+          F.Forward(b);
+          best = std::min(best, seconds_since(t1));
+          F.RollbackTo(pos);
+        }
+        std::printf("  T=%d %.3f ms", T, best * 1e3);
+      }
+      std::printf("\n");
+    }
 
     // ---- per-phase split of one decode step ----
     if (cuda_fwd) {
