@@ -7,6 +7,7 @@
 //     back gives its goldens too.
 //   - NFC: the corpus has chunks that are not NFC, and Hugging Face's ids for them decode to the NFC text, so a
 //     tokenizer that does not normalize (llama.cpp's) cannot give them; "qwen2" implies NFC here.
+//   - "qwen35" selects Qwen3.5's split (combining marks join letter runs), also after NFC.
 //   - Malformed metadata (no tokens, merges naming unknown tokens, unknown pre / model / token types, mistyped
 //     keys, no tokenizer at all) is IMP_ERR_TOKENIZER through imp_tokenizer_load.
 #include <imp/imp.h>
@@ -266,7 +267,7 @@ TEST(GgufTokenizer, MalformedMetadataIsTokenizerError) {
       {"merge_names_control", [](Small& s) { s.merges = {"a <|x|>"}; }, "not a normal token"},
       {"merge_one_part", [](Small& s) { s.merges = {"ab"}; }, "two tokens separated by one space"},
       {"unknown_pre", [](Small& s) { s.pre = "llama-bpe"; }, "tokenizer.ggml.pre \"llama-bpe\""},
-      {"qwen35_pre", [](Small& s) { s.pre = "qwen35"; }, "\"qwen35\" is not supported"},
+      {"qwen3_pre", [](Small& s) { s.pre = "qwen3"; }, "tokenizer.ggml.pre \"qwen3\" is not supported"},
       {"empty_pre", [](Small& s) { s.pre = ""; }, "tokenizer.ggml.pre \"\""},
       {"unknown_model", [](Small& s) { s.model = "llama"; }, "tokenizer.ggml.model \"llama\""},
       {"types_length", [](Small& s) { s.types.pop_back(); }, "token_type has 6 entries for 7 tokens"},
@@ -306,6 +307,25 @@ TEST(GgufTokenizer, MalformedMetadataIsTokenizerError) {
   }
 }
 
+// "qwen35": Qwen3.5's split, in which a combining mark joins the letters before it (NFC first, like "qwen2").
+// x + U+0301 has no composed form, so NFC keeps the mark; only in one piece with "x" can the merges reach "x́".
+TEST(GgufTokenizer, Qwen35PreTokenizer) {
+  using imp::tok::bytes_to_byte_level;
+  TempDir dir;
+  Small s;
+  s.tokens = {"x", bytes_to_byte_level("\xCC"), bytes_to_byte_level("\x81"), bytes_to_byte_level("\xCC\x81"),
+              bytes_to_byte_level("x\xCC\x81"), "\xC4\xA0"};
+  s.types = {1, 1, 1, 1, 1, 1};
+  s.merges = {s.tokens[1] + " " + s.tokens[2], "x " + s.tokens[3]};
+  s.pre = "qwen35";
+  std::unique_ptr<imp::Tokenizer> m = imp::Tokenizer::load(s.write(dir, "qwen35"));
+  s.pre = "qwen2";
+  std::unique_ptr<imp::Tokenizer> q = imp::Tokenizer::load(s.write(dir, "qwen2"));
+  EXPECT_EQ(m->encode("x\xCC\x81 x", true), (Ids{4, 5, 0}));
+  EXPECT_EQ(q->encode("x\xCC\x81 x", true), (Ids{0, 3, 5, 0}));
+  EXPECT_EQ(m->decode(Ids{4}.data(), 1, false), "x\xCC\x81");
+}
+
 // What GGUF cannot carry is refused when exporting (the converter would otherwise write a different tokenizer).
 TEST(GgufTokenizer, ExportRefusesWhatGgufCannotSay) {
   const std::string split =
@@ -318,6 +338,7 @@ TEST(GgufTokenizer, ExportRefusesWhatGgufCannotSay) {
   };
   auto ok = imp::Tokenizer::from_json(json("{\"type\": \"NFC\"}", ""), "ok");
   imp::GgufVocab v = ok->gguf_vocab(5);
+  EXPECT_EQ(v.pre, "qwen2");
   EXPECT_EQ(v.tokens, (std::vector<std::string>{"a", "b", "ab", "[PAD3]", "[PAD4]"}));
   EXPECT_EQ(v.merges, (std::vector<std::string>{"a b"}));
   EXPECT_THROW(ok->gguf_vocab(2), imp::Error);
@@ -326,6 +347,13 @@ TEST(GgufTokenizer, ExportRefusesWhatGgufCannotSay) {
   auto lstrip = imp::Tokenizer::from_json(
       json("{\"type\": \"NFC\"}", R"({"id": 3, "content": "<m>", "special": true, "lstrip": true})"), "lstrip");
   EXPECT_THROW(lstrip->gguf_vocab(4), imp::Error);
+  // Qwen3.5's regex is written as "qwen35" (and read back as it).
+  std::string qwen35 = json("{\"type\": \"NFC\"}", "");
+  const std::string from = R"(\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+)";
+  const std::string to = R"(\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+)";
+  ASSERT_NE(qwen35.find(from), std::string::npos);
+  qwen35.replace(qwen35.find(from), from.size(), to);
+  EXPECT_EQ(imp::Tokenizer::from_json(qwen35, "qwen35")->gguf_vocab(3).pre, "qwen35");
 }
 
 }  // namespace

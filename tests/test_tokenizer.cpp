@@ -16,6 +16,7 @@
 #include <random>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -88,12 +89,101 @@ TEST(PreTokenizerGpt2, Pattern) {
   EXPECT_EQ(split("!!\n\n", g), (V{"!!", "\n\n"}));
 }
 
+// Qwen3.5's regex: combining marks join the letter runs. The expectations are Hugging Face tokenizers' splits
+// (the npm package tokenizers 0.23.2, which tools/fixtures/tokenizer/make_split_goldens.js uses); the goldens
+// over tests/tokenizer/marks.txt and corpus.txt in test_tokenizer_golden.cpp check many more.
+std::string u8s(std::u32string_view s) {
+  std::string out;
+  for (char32_t c : s) imp::tok::utf8_append(out, uint32_t(c));
+  return out;
+}
+
+std::vector<std::string> split32(std::u32string_view s, SplitPattern p) { return split(u8s(s), p); }
+
+V v32(std::initializer_list<std::u32string_view> pieces) {
+  V out;
+  for (auto p : pieces) out.push_back(u8s(p));
+  return out;
+}
+
+TEST(PreTokenizerQwen35, MarksJoinLetters) {
+  auto m = SplitPattern::Qwen35, q = SplitPattern::Qwen;
+  EXPECT_EQ(split32(U"e\u0301", m), v32({U"e\u0301"}));
+  EXPECT_EQ(split32(U"e\u0301", q), v32({U"e", U"\u0301"}));
+  EXPECT_EQ(split32(U"cafe\u0301s na\u0308ive", m), v32({U"cafe\u0301s", U" na\u0308ive"}));
+  EXPECT_EQ(split32(U"cafe\u0301s na\u0308ive", q), v32({U"cafe", U"\u0301s", U" na", U"\u0308ive"}));
+  // Devanagari: vowel signs (Mc, Mn) and the virama (Mn) stay inside the word.
+  EXPECT_EQ(split32(U"\u0939\u093f\u0928\u094d\u0926\u0940 \u0935\u093f\u0915\u093f", m),
+            v32({U"\u0939\u093f\u0928\u094d\u0926\u0940", U" \u0935\u093f\u0915\u093f"}));
+  EXPECT_EQ(split32(U"\u0939\u093f\u0928\u094d\u0926\u0940", q),
+            v32({U"\u0939", U"\u093f\u0928", U"\u094d\u0926", U"\u0940"}));
+  // Thai words with their vowel and tone marks; Thai digits stay one per piece.
+  EXPECT_EQ(split32(U"\u0e2a\u0e27\u0e31\u0e2a\u0e14\u0e35 \u0e51\u0e52", m),
+            v32({U"\u0e2a\u0e27\u0e31\u0e2a\u0e14\u0e35", U" ", U"\u0e51", U"\u0e52"}));
+  // Arabic harakat; a shadda after an Arabic-Indic digit is a lone mark (\p{N} takes one digit).
+  EXPECT_EQ(split32(U"\u0628\u0650\u0633\u0652\u0645\u0650 \u0663\u0651", m),
+            v32({U"\u0628\u0650\u0633\u0652\u0645\u0650", U" ", U"\u0663", U"\u0651"}));
+  // Hebrew niqqud.
+  EXPECT_EQ(split32(U"\u05d1\u05bc\u05b0\u05e8\u05b5\u05d0", m), v32({U"\u05d1\u05bc\u05b0\u05e8\u05b5\u05d0"}));
+  EXPECT_EQ(split32(U"\u05d1\u05bc\u05b0\u05e8\u05b5\u05d0", q),
+            v32({U"\u05d1", U"\u05bc\u05b0", U"\u05e8", U"\u05b5\u05d0"}));
+}
+
+TEST(PreTokenizerQwen35, MarksElsewhere) {
+  auto m = SplitPattern::Qwen35;
+  // A mark is never punctuation: it leaves [^\s\p{L}\p{M}\p{N}]+ and starts (or, after one, joins) a word.
+  EXPECT_EQ(split32(U"a\u20dd.", m), v32({U"a\u20dd", U"."}));  // enclosing circle (Me)
+  EXPECT_EQ(split32(U"!\u0301", m), v32({U"!\u0301"}));         // punctuation leads the "word" of one mark
+  EXPECT_EQ(split32(U"\u0301abc", m), v32({U"\u0301abc"}));
+  EXPECT_EQ(split32(U"\u0301 ", m), v32({U"\u0301", U" "}));
+  EXPECT_EQ(split32(U"a  \u0301b", m), v32({U"a", U" ", U" \u0301b"}));
+  EXPECT_EQ(split32(U"x\n\u0301y", m), v32({U"x", U"\n", U"\u0301y"}));  // a newline does not lead a word
+  EXPECT_EQ(split32(U"1\u0301 2", m), v32({U"1", U"\u0301", U" ", U"2"}));
+  // Contractions come first: a mark after one is a word of its own, a mark before the apostrophe joins the word.
+  EXPECT_EQ(split32(U"'s\u0301", m), v32({U"'s", U"\u0301"}));
+  EXPECT_EQ(split32(U"don\u0301't", m), v32({U"don\u0301", U"'t"}));
+  EXPECT_EQ(split32(U"don\u0301't", SplitPattern::Qwen), v32({U"don", U"\u0301'", U"t"}));
+  // Emoji: the variation selector (Mn) joins the symbol before it, as punctuation under Qwen's regex does; the
+  // keycap's selector and enclosing mark (Me) follow a digit, which stands alone.
+  EXPECT_EQ(split32(U"\u2764\ufe0f 1\ufe0f\u20e3", m), v32({U"\u2764\ufe0f", U" ", U"1", U"\ufe0f\u20e3"}));
+}
+
+TEST(PreTokenizerQwen35, SameAsQwenWithoutMarks) {
+  const char* texts[] = {"Hello world", "a   b", "x  \n\n  y", "DON'T WE'LL 'sup", "123 1st", " !!", "a.b",
+                         "\r\n\r\n", "a\xC2\xA0" "b", "\xE4\xB8\xAD\xE6\x96\x87\xEF\xBC\x8C", "'\xC5\xBF"};
+  for (const char* t : texts) EXPECT_EQ(split(t, SplitPattern::Qwen35), split(t, SplitPattern::Qwen)) << t;
+}
+
 TEST(PreTokenizer, PatternStrings) {
   EXPECT_EQ(imp::tok::pattern_from_regex(
                 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
                 "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
             SplitPattern::Qwen);
+  EXPECT_EQ(imp::tok::pattern_from_regex(
+                "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+"
+                "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+            SplitPattern::Qwen35);
+  // llama.cpp's spelling of the same regex (contractions as [sS] classes) is not the tokenizer.json string.
+  EXPECT_EQ(imp::tok::pattern_from_regex(
+                "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|"
+                "\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"),
+            SplitPattern::None);
   EXPECT_EQ(imp::tok::pattern_from_regex("\\s+"), SplitPattern::None);
+}
+
+TEST(Unicode, CharClasses) {
+  using imp::tok::CharClass;
+  using imp::tok::char_class;
+  EXPECT_EQ(char_class('a'), CharClass::Letter);
+  EXPECT_EQ(char_class(0x0301), CharClass::Mark);   // combining acute (Mn)
+  EXPECT_EQ(char_class(0x093E), CharClass::Mark);   // Devanagari vowel sign aa (Mc)
+  EXPECT_EQ(char_class(0x20DD), CharClass::Mark);   // combining enclosing circle (Me)
+  EXPECT_EQ(char_class(0xFE0F), CharClass::Mark);   // variation selector 16 (Mn)
+  EXPECT_EQ(char_class(0xE0100), CharClass::Mark);  // variation selector 17 (Mn)
+  EXPECT_EQ(char_class(0x200D), CharClass::Other);  // ZWJ is Cf
+  EXPECT_EQ(char_class(0x1F3FD), CharClass::Other); // skin tone modifier is Sk
+  EXPECT_EQ(char_class(0x0E51), CharClass::Number);
+  EXPECT_EQ(char_class(0x3000), CharClass::Space);
 }
 
 TEST(Unicode, Utf8AndNfc) {
@@ -283,7 +373,7 @@ TEST(TokenizerErrors, MalformedFiles) {
   expect_bad(tiny_json(s), "pre_tokenizer type \"Whitespace\"");
   s.pre_tokenizer = "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
                     "\"\\\\s+\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\"}]}";
-  expect_bad(tiny_json(s), "regex");
+  expect_bad(tiny_json(s), "pre_tokenizer Split regex is not one libimp implements");
   s.pre_tokenizer = "null";
   expect_bad(tiny_json(s), "no ByteLevel");
   s = TinySpec();
@@ -348,6 +438,25 @@ TEST(TokenizerErrors, NormalizerVariantsAccepted) {
   EXPECT_EQ(tiny(s)->encode("e\xCC\x81", true), (Ids{'e', 0xCC, 0x81}));  // no NFC
   s.normalizer = "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFC\"}]}";
   EXPECT_EQ(tiny(s)->encode("e\xCC\x81", true), (Ids{0xC3, 0xA9}));
+}
+
+// Qwen3.5's tokenizer.json Split regex is recognised by its exact text.
+TEST(Tokenizer, Qwen35SplitRegexLoads) {
+  TinySpec s;
+  const std::string qwen3 = R"(\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+)";  // JSON-escaped
+  const std::string qwen35 = R"(\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+)";
+  size_t at = s.pre_tokenizer.find(qwen3);
+  ASSERT_NE(at, std::string::npos);
+  s.pre_tokenizer.replace(at, qwen3.size(), qwen35);
+  auto t = tiny(s);
+  EXPECT_EQ(t->encode("hello world", true), (Ids{259, 260, 'o', 'r', 'l', 'd'}));
+  std::string text = "x\xCC\x81 \xE0\xA4\xB9\xE0\xA4\xBF";  // x + U+0301, Devanagari hi: not changed by NFC
+  Ids ids = t->encode(text, true);
+  EXPECT_EQ(t->decode(ids.data(), ids.size(), false), text);
+  // One character off is another regex, refused by name.
+  const std::string mark = R"(\\p{M}]+)";
+  s.pre_tokenizer.replace(s.pre_tokenizer.find(mark), mark.size(), R"(\\p{Mn}]+)");
+  expect_bad(tiny_json(s), "pre_tokenizer Split regex is not one libimp implements");
 }
 
 // ---- the C ABI ----------------------------------------------------------------------------------------------

@@ -30,14 +30,28 @@ const char* type_name(int32_t t) {
 }
 
 // tokenizer.ggml.pre names llama.cpp gives byte-level BPE pre-tokenizers that libimp implements: the split and
-// whether Hugging Face normalizes with NFC first (GGUF does not record the normalizer; see tokenizer.h).
+// whether Hugging Face normalizes with NFC first (GGUF does not record the normalizer; see tokenizer.h). Both
+// Qwen tokenizer.json generations normalize with NFC.
 bool pre_tokenizer_for(const std::string& pre, tok::SplitPattern* split, bool* nfc) {
   if (pre == "qwen2") {
     *split = tok::SplitPattern::Qwen;
     *nfc = true;
     return true;
   }
+  if (pre == "qwen35") {
+    *split = tok::SplitPattern::Qwen35;
+    *nfc = true;
+    return true;
+  }
   return false;
+}
+
+// The inverse for writing: the tokenizer.ggml.pre name of a split with NFC, or nullptr when GGUF has none.
+const char* pre_tokenizer_name(tok::SplitPattern split, bool nfc) {
+  if (!nfc) return nullptr;
+  if (split == tok::SplitPattern::Qwen) return "qwen2";
+  if (split == tok::SplitPattern::Qwen35) return "qwen35";
+  return nullptr;
 }
 
 }  // namespace
@@ -46,12 +60,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf_vocab(const GgufVocab& v, const 
   if (v.model != "gpt2")
     fail(IMP_ERR_TOKENIZER, src, ": tokenizer.ggml.model \"", v.model, "\" is not supported (only \"gpt2\", byte-level BPE)");
   std::unique_ptr<Tokenizer> t(new Tokenizer());
-  if (!pre_tokenizer_for(v.pre, &t->split_, &t->nfc_)) {
-    if (v.pre == "qwen35")
-      fail(IMP_ERR_TOKENIZER, src, ": tokenizer.ggml.pre \"qwen35\" is not supported: its split regex "
-           "([\\p{L}\\p{M}]+ letter runs) is not one libimp implements (only \"qwen2\")");
-    fail(IMP_ERR_TOKENIZER, src, ": tokenizer.ggml.pre \"", v.pre, "\" is not supported (only \"qwen2\")");
-  }
+  if (!pre_tokenizer_for(v.pre, &t->split_, &t->nfc_))
+    fail(IMP_ERR_TOKENIZER, src, ": tokenizer.ggml.pre \"", v.pre,
+         "\" is not supported (only \"qwen2\" and \"qwen35\")");
   if (v.tokens.empty()) fail(IMP_ERR_TOKENIZER, src, ": tokenizer.ggml.tokens is empty");
   if (v.tokens.size() > kMaxVocab) fail(IMP_ERR_TOKENIZER, src, ": tokenizer.ggml.tokens has ", v.tokens.size(), " tokens, too many");
   if (!v.types.empty() && v.types.size() != v.tokens.size())
@@ -167,14 +178,15 @@ GgufVocab Tokenizer::gguf_vocab(int32_t n_tokens) const {
   const char* src = "gguf_vocab";
   if (n_tokens < n_vocab())
     fail(IMP_ERR_TOKENIZER, src, ": the tokenizer has ", n_vocab(), " ids, more than the model's ", n_tokens);
-  if (split_ != tok::SplitPattern::Qwen || !nfc_)
-    fail(IMP_ERR_TOKENIZER, src, ": only Qwen's pre-tokenizer (its Split regex after NFC; tokenizer.ggml.pre "
-         "\"qwen2\") can be written to GGUF");
+  const char* pre = pre_tokenizer_name(split_, nfc_);
+  if (!pre)
+    fail(IMP_ERR_TOKENIZER, src, ": only Qwen's pre-tokenizers (the Qwen2/Qwen3 or the Qwen3.5 Split regex, after "
+         "NFC; tokenizer.ggml.pre \"qwen2\" or \"qwen35\") can be written to GGUF");
   if (bpe_->unk_id() >= 0) fail(IMP_ERR_TOKENIZER, src, ": GGUF cannot carry a BPE unk_token");
-  if (bpe_->ignore_merges()) fail(IMP_ERR_TOKENIZER, src, ": GGUF (pre \"qwen2\") cannot carry ignore_merges");
+  if (bpe_->ignore_merges()) fail(IMP_ERR_TOKENIZER, src, ": GGUF (pre \"", pre, "\") cannot carry ignore_merges");
   GgufVocab v;
   v.model = "gpt2";
-  v.pre = "qwen2";
+  v.pre = pre;
   v.tokens.assign(size_t(n_tokens), std::string());
   v.types.assign(size_t(n_tokens), 0);
   for (const auto& [text, id] : bpe_->vocab()) {

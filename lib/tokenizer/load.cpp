@@ -72,7 +72,8 @@ void read_pre_tokenizer(const JsonValue& v, const std::string& src, PreTokenizer
     if (!regex || !regex->is_string()) fail(IMP_ERR_TOKENIZER, src, ": pre_tokenizer Split needs a {\"Regex\": ...} pattern");
     spec->split = tok::pattern_from_regex(regex->as_string());
     if (spec->split == tok::SplitPattern::None)
-      fail(IMP_ERR_TOKENIZER, src, ": pre_tokenizer Split regex is not one libimp implements (Qwen2/Qwen3's or GPT-2's)");
+      fail(IMP_ERR_TOKENIZER, src, ": pre_tokenizer Split regex is not one libimp implements "
+           "(Qwen2/Qwen3's, Qwen3.5's or GPT-2's)");
     auto behavior = v.find("behavior");
     if (!behavior || !behavior->is_string() || behavior->as_string() != "Isolated")
       fail(IMP_ERR_TOKENIZER, src, ": pre_tokenizer Split behavior must be \"Isolated\"");

@@ -9,17 +9,22 @@ namespace imp::tok {
 const char* const kQwenPattern =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char* const kQwen35Pattern =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* const kGpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 SplitPattern pattern_from_regex(std::string_view regex) {
   if (regex == kQwenPattern) return SplitPattern::Qwen;
+  if (regex == kQwen35Pattern) return SplitPattern::Qwen35;
   if (regex == kGpt2Pattern) return SplitPattern::Gpt2;
   return SplitPattern::None;
 }
 
 namespace {
 
-// The text decoded once: code points, their classes and byte offsets (offset[n] = text size).
+// The text decoded once: code points, their classes and byte offsets (offset[n] = text size). The matchers see
+// four classes: a combining mark (CharClass::Mark) is folded into Letter or Other at decoding, by pattern.
 struct Chars {
   std::vector<uint32_t> cp;
   std::vector<CharClass> cls;
@@ -123,19 +128,27 @@ std::vector<std::pair<size_t, size_t>> pre_tokenize(std::string_view text, Split
   t.cp.reserve(text.size());
   t.cls.reserve(text.size());
   t.offset.reserve(text.size() + 1);
+  // Qwen3.5's pattern is Qwen's with \p{M} joined to \p{L} in the letter run [\p{L}\p{M}]+ and in the
+  // punctuation run's [^\s\p{L}\p{M}\p{N}]. With marks classed as letters it therefore is Qwen's pattern, but
+  // for the optional leading [^\r\n\p{L}\p{N}]?, which still admits a mark. That changes no match: at a mark the
+  // regex takes the mark and the letters and marks after it (or, with none after it, the mark alone as
+  // [\p{L}\p{M}]+), and match_qwen takes the run of letters and marks from the mark: the same end. Qwen2/Qwen3
+  // and GPT-2 know no \p{M}: there a mark is punctuation-like (Other).
+  const CharClass mark_as = pattern == SplitPattern::Qwen35 ? CharClass::Letter : CharClass::Other;
   for (size_t i = 0; i < text.size();) {
     uint32_t cp;
     size_t len = utf8_decode(text, i, &cp);
     if (len == 0) { cp = 0xFFFD; len = 1; }  // callers validate first; never loop forever regardless
+    CharClass cls = char_class(cp);
     t.cp.push_back(cp);
-    t.cls.push_back(char_class(cp));
+    t.cls.push_back(cls == CharClass::Mark ? mark_as : cls);
     t.offset.push_back(i);
     i += len;
   }
   t.n = t.cp.size();
   t.offset.push_back(text.size());
   for (size_t i = 0; i < t.n;) {
-    size_t end = pattern == SplitPattern::Qwen ? match_qwen(t, i) : match_gpt2(t, i);
+    size_t end = pattern == SplitPattern::Gpt2 ? match_gpt2(t, i) : match_qwen(t, i);  // Qwen, Qwen35
     if (end <= i) end = i + 1;  // unreachable (every character matches), kept as a guard against a stall
     out.emplace_back(t.offset[i], t.offset[end]);
     i = end;

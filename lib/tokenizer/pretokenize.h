@@ -3,10 +3,13 @@
 //
 //  Qwen2/Qwen3 (tokenizer.json's Split.pattern.Regex):
 //    (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//  Qwen3.5/Qwen3.6 (the same, with combining marks \p{M} in the letter runs and out of the punctuation runs;
+//  llama.cpp's tokenizer.ggml.pre "qwen35"):
+//    (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //  GPT-2 (ByteLevel with use_regex true):
 //    's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 //
-// Both patterns match every character, so the Isolated behaviour leaves no gaps: the pieces tile the input.
+// All three patterns match every character, so the Isolated behaviour leaves no gaps: the pieces tile the input.
 #pragma once
 
 #include <string>
@@ -16,9 +19,10 @@
 
 namespace imp::tok {
 
-enum class SplitPattern { None, Qwen, Gpt2 };
+enum class SplitPattern { None, Qwen, Qwen35, Gpt2 };
 
 extern const char* const kQwenPattern;
+extern const char* const kQwen35Pattern;
 extern const char* const kGpt2Pattern;
 
 // The pattern whose exact source text this is, or None for any other string.

@@ -1,4 +1,4 @@
-// imp::Tokenizer: a Hugging Face byte-level BPE tokenizer (tokenizer.json as Qwen2/Qwen3 ship it), text in and
+// imp::Tokenizer: a Hugging Face byte-level BPE tokenizer (tokenizer.json as Qwen2 to Qwen3.6 ship it), text in and
 // text out. Encoding follows tokenizers' pipeline: added tokens are cut out first, the rest is NFC-normalized,
 // split by the pre-tokenizer regex, mapped to byte-level symbols and merged by BPE. Immutable after load and
 // safe to share between threads (the word cache locks).
@@ -17,9 +17,9 @@ namespace imp {
 
 // A tokenizer as GGUF files carry it, in llama.cpp's layout (convert_hf_to_gguf.py's _set_vocab_gpt2):
 //   tokenizer.ggml.model       "gpt2" (byte-level BPE; the only model accepted)
-//   tokenizer.ggml.pre         the pre-tokenizer by name; "qwen2" (Qwen2 / Qwen3's Split regex) is the only one
-//                              accepted. llama.cpp's "qwen35" uses another regex ([\p{L}\p{M}]+ letter runs) that
-//                              libimp does not implement, so it is refused by name like any other.
+//   tokenizer.ggml.pre         the pre-tokenizer by name: "qwen2" (Qwen2 / Qwen3's Split regex) or "qwen35"
+//                              (Qwen3.5 / Qwen3.6's, whose letter runs take combining marks: [\p{L}\p{M}]+); any
+//                              other name is refused, naming it.
 //   tokenizer.ggml.tokens      every id's text: vocabulary tokens in byte-level form ("Ġthe"), added tokens as
 //                              their content
 //   tokenizer.ggml.token_type  per id: 1 normal (BPE vocabulary), 3 control (an added token, special),
@@ -29,10 +29,11 @@ namespace imp {
 //   tokenizer.ggml.merges      "a b" strings by rank
 // GGUF has no normalizer field. Hugging Face applies Qwen's NFC normalizer before splitting; llama.cpp does not
 // normalize at all for BPE vocabularies, so its ids differ from Hugging Face's on text that is not in NFC. libimp
-// follows Hugging Face: "qwen2" implies NFC, so a GGUF tokenizer gives exactly the ids of the tokenizer.json it
-// was converted from (the committed goldens, whose corpus has non-NFC text, decide this). Added tokens are
-// matched in the raw text (llama.cpp's assumption that control and user-defined tokens are pre-normalized; HF's
-// normalized=false), so an added token with lstrip / rstrip / normalized=true cannot be written to GGUF exactly.
+// follows Hugging Face: "qwen2" and "qwen35" imply NFC, so a GGUF tokenizer gives exactly the ids of the
+// tokenizer.json it was converted from (the committed goldens, whose corpus has non-NFC text, decide this). Added
+// tokens are matched in the raw text (llama.cpp's assumption that control and user-defined tokens are
+// pre-normalized; HF's normalized=false), so an added token with lstrip / rstrip / normalized=true cannot be
+// written to GGUF exactly.
 struct GgufVocab {
   std::string model = "gpt2";
   std::string pre;
@@ -65,7 +66,7 @@ class Tokenizer {
 
   // This tokenizer as GGUF metadata, ids padded with unused "[PADn]" tokens up to n_tokens (the model's vocab
   // size; at least n_vocab()). Throws IMP_ERR_TOKENIZER for what GGUF cannot say: a pre-tokenizer other than
-  // Qwen's regex with NFC, an unk token, ignore_merges, added tokens with lstrip / rstrip; and for
+  // one of Qwen's regexes with NFC, an unk token, ignore_merges, added tokens with lstrip / rstrip; and for
   // n_tokens < n_vocab().
   GgufVocab gguf_vocab(int32_t n_tokens) const;
 

@@ -88,6 +88,8 @@ CharClass char_class(uint32_t cp) {
       return CharClass::Letter;
     case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
       return CharClass::Number;
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+      return CharClass::Mark;
     default:
       return CharClass::Other;
   }

@@ -1,5 +1,5 @@
 // Unicode and byte-level helpers of the tokenizer: strict UTF-8 decoding, the character classes the
-// pre-tokenizer regexes use (\p{L}, \p{N}, \s as Oniguruma defines them), NFC through utf8proc, and GPT-2's
+// pre-tokenizer regexes use (\p{L}, \p{N}, \p{M}, \s as Oniguruma defines them), NFC through utf8proc, and GPT-2's
 // bytes_to_unicode map that byte-level BPE vocabularies are written in.
 #pragma once
 
@@ -23,8 +23,10 @@ using imp::utf8_append;  // core/utf8.h
 size_t utf8_incomplete_tail(const char* s, size_t n);
 
 // The classes the pre-tokenizer needs. Whitespace is Unicode's White_Space property, which is what \s means in
-// Oniguruma (the regex engine Hugging Face tokenizers uses) for Unicode text.
-enum class CharClass : uint8_t { Letter, Number, Space, Other };
+// Oniguruma (the regex engine Hugging Face tokenizers uses) for Unicode text. Letter is \p{L} (Lu Ll Lt Lm Lo),
+// Number \p{N} (Nd Nl No), Mark \p{M} (Mn Mc Me: combining marks, e.g. U+0301, Devanagari vowel signs, Arabic
+// harakat, variation selectors); Other is everything else.
+enum class CharClass : uint8_t { Letter, Number, Space, Mark, Other };
 CharClass char_class(uint32_t cp);
 inline bool is_cr_or_lf(uint32_t cp) { return cp == '\r' || cp == '\n'; }
 
