@@ -3,7 +3,11 @@
 // decode(encode(x)) must give NFC(x) back. The real Qwen3 tokenizer.json is not committed: fetch it with
 // tools/fixtures/tokenizer/fetch_qwen3_tokenizer.sh (or point IMP_QWEN3_TOKENIZER at it); without it these
 // tests skip. The demo model's tokenizer is tested the same way once it and its goldens exist.
+// The Qwen3.5 Split regex (no real Qwen3.5 tokenizer.json here): the pre-tokenizer's pieces over corpus.txt and
+// marks.txt and the ids of Qwen3's tokenizer.json with its regex swapped in, against the goldens of
+// tools/fixtures/tokenizer/make_split_goldens.sh (Hugging Face tokenizers' npm package, the same Rust code).
 #include "core/error.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_test_util.h"
 #include "tokenizer/unicode.h"
@@ -34,40 +38,51 @@ const imp::Tokenizer* cached(const std::string& path) {
   return slot.get();
 }
 
+// The chunks of corpus.txt, and after them those of marks.txt (combining marks; the split goldens' input).
+std::vector<std::string> corpus_and_marks() {
+  std::vector<std::string> chunks = corpus_chunks(read_all(kData + "corpus.txt"));
+  for (std::string& c : corpus_chunks(read_all(kData + "marks.txt"))) chunks.push_back(std::move(c));
+  return chunks;
+}
+
+// The ids of every chunk against the golden file (label names it in messages).
+void check_ids(const imp::Tokenizer& tok, const std::vector<std::string>& chunks, const std::string& file,
+               bool parse_special, const std::string& label) {
+  std::vector<Ids> golden;
+  ASSERT_TRUE(read_golden(kData + file, &golden)) << file;
+  ASSERT_EQ(golden.size(), chunks.size()) << file << ": golden file and corpus disagree on the number of chunks";
+  size_t mismatches = 0, tokens = 0, bytes = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    Ids ids = tok.encode(chunks[i], parse_special);
+    tokens += ids.size();
+    bytes += chunks[i].size();
+    if (ids != golden[i] && ++mismatches <= 5) {
+      size_t k = 0;
+      while (k < ids.size() && k < golden[i].size() && ids[k] == golden[i][k]) ++k;
+      std::string around = tok.decode(golden[i].data() + (k > 3 ? k - 3 : 0),
+                                      std::min<size_t>(golden[i].size() - (k > 3 ? k - 3 : 0), 8), false);
+      ADD_FAILURE() << label << " chunk " << i << ": first difference at token " << k << " of "
+                    << golden[i].size() << " (got " << (k < ids.size() ? ids[k] : -1) << ", want "
+                    << (k < golden[i].size() ? golden[i][k] : -1) << "), near \"" << around << "\"";
+    }
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(mismatches, 0u) << label << ": chunks whose ids differ from Hugging Face's";
+  std::printf("%s: %zu chunks, %zu bytes, %zu tokens, %.2f MB/s\n", label.c_str(), chunks.size(), bytes, tokens,
+              bytes / s / 1e6);
+}
+
 // The golden comparison shared by every tokenizer: name picks tests/tokenizer/NAME.{special,plain}.ids.bin.
 void check_goldens(const imp::Tokenizer& tok, const std::string& name) {
   std::vector<std::string> chunks = corpus_chunks(read_all(kData + "corpus.txt"));
   ASSERT_GT(chunks.size(), 100u);
   for (const char* mode : {"special", "plain"}) {
-    std::vector<Ids> golden;
-    ASSERT_TRUE(read_golden(kData + name + "." + mode + ".ids.bin", &golden)) << name << "." << mode;
-    ASSERT_EQ(golden.size(), chunks.size()) << "golden file and corpus disagree on the number of chunks";
-    bool parse_special = std::string(mode) == "special";
-    size_t mismatches = 0, tokens = 0, bytes = 0;
-    auto t0 = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      Ids ids = tok.encode(chunks[i], parse_special);
-      tokens += ids.size();
-      bytes += chunks[i].size();
-      if (ids != golden[i] && ++mismatches <= 5) {
-        size_t k = 0;
-        while (k < ids.size() && k < golden[i].size() && ids[k] == golden[i][k]) ++k;
-        std::string around = tok.decode(golden[i].data() + (k > 3 ? k - 3 : 0),
-                                        std::min<size_t>(golden[i].size() - (k > 3 ? k - 3 : 0), 8), false);
-        ADD_FAILURE() << name << " " << mode << " chunk " << i << ": first difference at token " << k << " of "
-                      << golden[i].size() << " (got " << (k < ids.size() ? ids[k] : -1) << ", want "
-                      << (k < golden[i].size() ? golden[i][k] : -1) << "), near \"" << around << "\"";
-      }
-    }
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EXPECT_EQ(mismatches, 0u) << name << " " << mode << ": chunks whose ids differ from Hugging Face's";
-    std::printf("%s %s: %zu chunks, %zu bytes, %zu tokens, %.2f MB/s\n", name.c_str(), mode, chunks.size(), bytes,
-                tokens, bytes / s / 1e6);
+    check_ids(tok, chunks, name + "." + mode + ".ids.bin", std::string(mode) == "special", name + " " + mode);
   }
 }
 
-void check_round_trip(const imp::Tokenizer& tok) {
-  std::vector<std::string> chunks = corpus_chunks(read_all(kData + "corpus.txt"));
+void check_round_trip(const imp::Tokenizer& tok, const std::vector<std::string>& chunks) {
   size_t bad = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     Ids ids = tok.encode(chunks[i], true);
@@ -82,6 +97,32 @@ void check_round_trip(const imp::Tokenizer& tok) {
   }
   EXPECT_EQ(bad, 0u);
 }
+
+// The pre-tokenizer alone against Hugging Face's Split with each Qwen regex, on the raw (not normalized) chunks of
+// corpus.txt and marks.txt: split.NAME.bin holds every piece's length in bytes. These need no tokenizer.json.
+void check_split_goldens(imp::tok::SplitPattern pattern, const std::string& name) {
+  std::vector<std::string> chunks = corpus_and_marks();
+  std::vector<Ids> golden;
+  ASSERT_TRUE(read_golden(kData + "split." + name + ".bin", &golden)) << name;
+  ASSERT_EQ(golden.size(), chunks.size()) << "split." << name << ".bin and the corpora disagree on the chunks";
+  size_t mismatches = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    Ids lengths;
+    for (auto [b, e] : imp::tok::pre_tokenize(chunks[i], pattern)) lengths.push_back(int32_t(e - b));
+    if (lengths == golden[i]) continue;
+    if (++mismatches > 5) continue;
+    size_t k = 0, at = 0;
+    while (k < lengths.size() && k < golden[i].size() && lengths[k] == golden[i][k]) at += size_t(lengths[k++]);
+    ADD_FAILURE() << name << " chunk " << i << ": piece " << k << " at byte " << at << " is "
+                  << (k < lengths.size() ? lengths[k] : -1) << " bytes, Hugging Face's "
+                  << (k < golden[i].size() ? golden[i][k] : -1) << ", in \"" << chunks[i].substr(at, 40) << "\"";
+  }
+  EXPECT_EQ(mismatches, 0u) << name << ": chunks split differently from Hugging Face";
+}
+
+TEST(SplitGoldens, Qwen35) { check_split_goldens(imp::tok::SplitPattern::Qwen35, "qwen35"); }
+
+TEST(SplitGoldens, Qwen3) { check_split_goldens(imp::tok::SplitPattern::Qwen, "qwen3"); }
 
 class Qwen3 : public ::testing::Test {
  protected:
@@ -98,7 +139,30 @@ class Qwen3 : public ::testing::Test {
 
 TEST_F(Qwen3, MatchesHuggingFaceGoldens) { check_goldens(*tok_, "qwen3"); }
 
-TEST_F(Qwen3, RoundTripIsNfc) { check_round_trip(*tok_); }
+TEST_F(Qwen3, RoundTripIsNfc) { check_round_trip(*tok_, corpus_chunks(read_all(kData + "corpus.txt"))); }
+
+// Qwen3.5's pipeline is Qwen3's with another Split regex. Its vocabulary (248k tokens) is not fetched, so the
+// regex is tested end to end in Qwen3's tokenizer.json: ids of corpus.txt and marks.txt, special tokens parsed,
+// against Hugging Face's for the same edited file (tools/fixtures/tokenizer/make_split_goldens.sh).
+TEST_F(Qwen3, Qwen35RegexMatchesHuggingFaceGoldens) {
+  auto json_escaped = [](const char* regex) {
+    std::string out;
+    for (const char* c = regex; *c; ++c) {
+      if (*c == '\\' || *c == '"') out += '\\';
+      out += *c;
+    }
+    return out;
+  };
+  std::string json = read_all(path_);
+  const std::string from = json_escaped(imp::tok::kQwenPattern), to = json_escaped(imp::tok::kQwen35Pattern);
+  size_t at = json.find(from);
+  ASSERT_NE(at, std::string::npos) << "the Qwen3 tokenizer.json does not hold Qwen3's Split regex";
+  json.replace(at, from.size(), to);
+  std::unique_ptr<imp::Tokenizer> tok = imp::Tokenizer::from_json(std::move(json), "qwen3-qwen35re");
+  std::vector<std::string> chunks = corpus_and_marks();
+  check_ids(*tok, chunks, "qwen3-qwen35re.ids.bin", true, "qwen3-qwen35re special");
+  check_round_trip(*tok, chunks);
+}
 
 TEST_F(Qwen3, KnownIdsAndSpecials) {
   EXPECT_EQ(tok_->n_vocab(), 151669);
@@ -165,7 +229,7 @@ TEST(ImpDemoTokenizer, MatchesHuggingFaceGoldens) {
                  << kData;
   const imp::Tokenizer* tok = cached(path);
   check_goldens(*tok, "imp-demo");
-  check_round_trip(*tok);
+  check_round_trip(*tok, corpus_chunks(read_all(kData + "corpus.txt")));
 }
 
 }  // namespace
