@@ -7,11 +7,16 @@ namespace imp::kernels::gemv {
 
 namespace {
 
-constexpr int kWarps = 8;   // output rows per block
-// 16-byte weight loads in flight per lane before the first is used: 4 for one row of x; with more rows the
-// accumulators take the registers, so 2 keeps the occupancy.
+constexpr int kWarps = 8;  // warps per block
+
+// Weight rows per warp. Every 16-byte weight load meets 2T float4 loads of x from L1; with one row per warp
+// that L1 traffic, not HBM, bounds the kernel from T = 3 on (T = 4 ran at 55 % of the T = 1 bandwidth on the
+// H100, T = 16 at 15 %). R rows per warp share each x load R times.
 template <int T>
-constexpr int kUnroll = T == 1 ? 4 : 2;
+constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 8 ? 4 : 8;
+// 16-byte weight loads in flight per lane and row before the first is used (R x U loads in all).
+template <int T>
+constexpr int kUnroll = T == 1 ? 4 : 1;
 
 // A 16-byte weight load that bypasses L1 (each weight byte is read once per call; x stays cached instead).
 __device__ __forceinline__ uint4 load_weights16(const void* p) {
@@ -36,67 +41,89 @@ __device__ __forceinline__ void unpack16(const uint4& raw, float* out) {
   }
 }
 
+// Warp (block, w) computes rows R*(kWarps*block + w) .. +R-1. Each lane adds its columns of a row in ascending
+// order, c = lane*V, lane*V + 32V, ..., with the same expression per group of 4 whatever T, R and U are, so a
+// row's result does not depend on T (a verify row equals the same row decoded alone, bit for bit).
 template <typename W, int T, bool VEC>
 __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict__ w, int rows, int cols,
                                                           const float* __restrict__ x, float* __restrict__ y) {
+  constexpr int R = kRowsPerWarp<T>;
   const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  if (row >= rows) return;
-  const W* wr = w + size_t(row) * cols;
-  float acc[T];
+  const int row0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * R;
+  if (row0 >= rows) return;
+  const int n_rows = min(R, rows - row0);
+  float acc[R][T];
 #pragma unroll
-  for (int t = 0; t < T; ++t) acc[t] = 0.0f;
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < T; ++t) acc[r][t] = 0.0f;
   if constexpr (VEC) {
     constexpr int V = kVec<W>;
-    // kUnroll<T> 16-byte weight loads in flight per lane before their first use: a decode step is one stream of
-    // weight reads, and HBM needs many bytes in flight per SM to run at its rate. Each lane still adds its
-    // columns in ascending order, one row of x at a time, so a row's result does not depend on T.
-    int c = lane * V;
     constexpr int U = kUnroll<T>;
+    int c = lane * V;
     for (; c + (U - 1) * 32 * V < cols; c += U * 32 * V) {
-      uint4 raw[U];
+      uint4 raw[R][U];
 #pragma unroll
-      for (int u = 0; u < U; ++u) raw[u] = load_weights16(wr + c + u * 32 * V);
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          raw[r][u] = r < n_rows ? load_weights16(w + size_t(row0 + r) * cols + c + u * 32 * V) : make_uint4(0, 0, 0, 0);
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        float wu[V];
-        unpack16<W>(raw[u], wu);
+        float wu[R][V];
+#pragma unroll
+        for (int r = 0; r < R; ++r) unpack16<W>(raw[r][u], wu[r]);
 #pragma unroll
         for (int t = 0; t < T; ++t) {
           const float* xt = x + size_t(t) * cols + c + u * 32 * V;
 #pragma unroll
           for (int i = 0; i < V; i += 4) {
             const float4 xa = *reinterpret_cast<const float4*>(xt + i);
-            acc[t] += wu[i] * xa.x + wu[i + 1] * xa.y + wu[i + 2] * xa.z + wu[i + 3] * xa.w;
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+              acc[r][t] += wu[r][i] * xa.x + wu[r][i + 1] * xa.y + wu[r][i + 2] * xa.z + wu[r][i + 3] * xa.w;
           }
         }
       }
     }
     for (; c < cols; c += 32 * V) {
-      float wa[V];
-      load_vec(wr + c, wa);
+      float wa[R][V];
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        if (r < n_rows) load_vec(w + size_t(row0 + r) * cols + c, wa[r]);
+        else
+#pragma unroll
+          for (int i = 0; i < V; ++i) wa[r][i] = 0.0f;
+      }
 #pragma unroll
       for (int t = 0; t < T; ++t) {
         const float* xt = x + size_t(t) * cols;
 #pragma unroll
         for (int i = 0; i < V; i += 4) {
           const float4 xa = *reinterpret_cast<const float4*>(xt + c + i);
-          acc[t] += wa[i] * xa.x + wa[i + 1] * xa.y + wa[i + 2] * xa.z + wa[i + 3] * xa.w;
+#pragma unroll
+          for (int r = 0; r < R; ++r)
+            acc[r][t] += wa[r][i] * xa.x + wa[r][i + 1] * xa.y + wa[r][i + 2] * xa.z + wa[r][i + 3] * xa.w;
         }
       }
     }
   } else {
     for (int c = lane; c < cols; c += 32) {
-      const float wv = to_float(wr[c]);
 #pragma unroll
-      for (int t = 0; t < T; ++t) acc[t] += wv * x[size_t(t) * cols + c];
+      for (int r = 0; r < R; ++r) {
+        const float wv = r < n_rows ? to_float(w[size_t(row0 + r) * cols + c]) : 0.0f;
+#pragma unroll
+        for (int t = 0; t < T; ++t) acc[r][t] += wv * x[size_t(t) * cols + c];
+      }
     }
   }
 #pragma unroll
-  for (int t = 0; t < T; ++t) {
-    const float s = warp_sum(acc[t]);
-    if (lane == 0) y[size_t(t) * rows + row] = s;
-  }
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      const float s = warp_sum(acc[r][t]);
+      if (lane == 0 && r < n_rows) y[size_t(t) * rows + row0 + r] = s;
+    }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -106,10 +133,12 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 cudaError_t Gemv(const void* w, WType wtype, int rows, int cols, const float* x, int T, float* y,
                  cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) IMP_DISPATCH_FAIL("GEMV shape (rows or cols <= 0)", rows <= 0 ? rows : cols);
-  const dim3 grid((rows + kWarps - 1) / kWarps), block(kWarps * 32);
+  const dim3 block(kWarps * 32);
   DISPATCH_WTYPE(wtype, W, {
     const bool vec = aligned16(w) && aligned16(x) && cols % kVec<W> == 0;
     DISPATCH_ROWS(T, TR, {
+      const int per_block = kWarps * kRowsPerWarp<TR>;
+      const dim3 grid((rows + per_block - 1) / per_block);
       if (vec)
         GemvKernel<W, TR, true><<<grid, block, 0, stream>>>(static_cast<const W*>(w), rows, cols, x, y);
       else

@@ -4,8 +4,9 @@
 //   x: (T, cols) fp32, row-major, T in 1..16
 //   y: (T, rows) fp32, row-major
 //
-// One warp per output row; each lane reads 16 bytes of the weight row at a time and applies them to all T
-// activation rows, so W is read once per call whatever T is. fp32 accumulation. 16-byte loads are used when
+// One warp per output row for T = 1, four (eight from T = 9) for larger T so that each x load serves several
+// weight rows; each lane reads 16 bytes of a weight row at a time and applies them to all T activation rows, so
+// W is read once per call whatever T is. fp32 accumulation; a row's result does not depend on T. 16-byte loads are used when
 // W and x are 16-byte aligned and cols is a multiple of 8 (4 for F32); otherwise a scalar path.
 #ifndef IMP_KERNELS_GEMV_CUH_
 #define IMP_KERNELS_GEMV_CUH_
