@@ -5,6 +5,7 @@
 #include "cuda/cuda_device.h"
 
 #include "attention.cuh"
+#include "deltanet_chunked.cuh"
 #include "elementwise.cuh"
 #include "norm.cuh"
 
@@ -186,6 +187,9 @@ void CudaForward::allocate() {
     conv_out_ = f(size_t(R) * conv_dim);
     o_ = f(size_t(R) * HV * dv);
     y_ = f(size_t(R) * HV * dv);
+    k::deltanet::Dims d;
+    d.HK = c_.lin_n_k_heads, d.HV = HV, d.dk = dk, d.dv = dv, d.K = K;
+    dn_work_ = f(k::deltanet::ChunkedWorkspaceFloats(R, d));
   }
   const int F = std::max(c_.is_moe ? c_.n_ff_shared : c_.n_ff, 1);
   g_ = f(size_t(R) * F);
@@ -199,6 +203,8 @@ void CudaForward::allocate() {
     eout_ = f(size_t(R) * kk * H);
     sh_ = f(size_t(R) * H);
     sg_ = f(R);
+    moe_offsets_ = DevBuf(sizeof(int32_t) * (E + 1));
+    moe_sorted_ = DevBuf(sizeof(int32_t) * R * kk);
   }
   if (w_->has_mtp) {
     cat_ = f(size_t(R) * 2 * H);

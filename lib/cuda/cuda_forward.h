@@ -176,6 +176,8 @@ class CudaForward final : public ForwardPass {
   DevBuf mixed_, z_, b_, a_, conv_out_, o_, y_;
   DevBuf g_, u_;                         // (R, F) dense or shared-expert SwiGLU
   DevBuf router_, topk_idx_, topk_w_, act_, eout_, sh_, sg_;
+  DevBuf dn_work_;                       // chunked DeltaNet workspace (deltanet::ChunkedWorkspaceFloats(R))
+  DevBuf moe_offsets_, moe_sorted_;      // int32 (E + 1), int32 (R * k): the slots grouped by expert
   DevBuf cat_, hid_in_;                  // MTP (R, 2H), (R, H)
   DevBuf sel_, logits_;                  // (kLogitChunk, H), (kLogitChunk, V)
   DevBuf conv16_;                        // 2 x (R, max cols) 16-bit activations (hi, lo) for cuBLAS

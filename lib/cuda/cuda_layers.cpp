@@ -6,10 +6,13 @@
 #include "cuda/cuda_forward.h"
 
 #include "attention.cuh"
+#include "attention_prefill.cuh"
 #include "deltanet.cuh"
+#include "deltanet_chunked.cuh"
 #include "elementwise.cuh"
 #include "gemv.cuh"
 #include "moe.cuh"
+#include "moe_grouped.cuh"
 #include "norm.cuh"
 #include "rope.cuh"
 
@@ -18,6 +21,12 @@
 namespace imp::cuda {
 
 namespace k = kernels;
+
+// Prefill paths, by batch rows. Below these the per-row kernels are cheaper (and verify/decode batches must stay on
+// them: attention's split-K rows are bit-reproducible across batch sizes, and verify needs the DeltaNet's per-row
+// states, which only the recurrent kernel writes). Attention switches at k::attention::kMaxSplitRows.
+constexpr int kDeltaNetChunkedMinRows = k::deltanet::kChunk;  // one whole chunk
+constexpr int kMoeGroupedMinRows = 32;                         // several slots per expert become likely
 
 // y (T, W.rows) = x (T, W.cols) @ W^T.
 void CudaForward::matmul(const DMat& W, const float* x, int T, float* y) {
@@ -108,7 +117,10 @@ void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int po
   ap.max_splits = kMaxSplits;
   ap.split_keys = split_keys_;
   mark("attention: softmax(qK)V, gate");
-  check(k::attention::Attention(ap, stream_), "attention");
+  if (T > k::attention::kMaxSplitRows)
+    check(k::attention::Prefill(ap, stream_), "attention (prefill)");
+  else
+    check(k::attention::Attention(ap, stream_), "attention");
   mark("attention: o projection");
   matmul(L.o, attn_.as(), T, out);
 }
@@ -143,8 +155,14 @@ void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s,
   }
   check(k::deltanet::ConvUpdate(mixed_.as(), L.conv, T, d, s.conv.as(), conv_out_.as(), row_conv, stream_),
         "DeltaNet conv");
-  check(k::deltanet::Recurrent(conv_out_.as(), b_.as(), a_.as(), L.A, L.dt_bias, T, d, s.S.as(), o_.as(), row_S, stream_),
-        "DeltaNet recurrence");
+  if (!keep && T >= kDeltaNetChunkedMinRows)
+    check(k::deltanet::Chunked(conv_out_.as(), b_.as(), a_.as(), L.A, L.dt_bias, T, d, s.S.as(), o_.as(), dn_work_.as(),
+                               dn_work_.bytes() / sizeof(float), stream_),
+          "DeltaNet chunked recurrence");
+  else
+    check(k::deltanet::Recurrent(conv_out_.as(), b_.as(), a_.as(), L.A, L.dt_bias, T, d, s.S.as(), o_.as(), row_S,
+                                 stream_),
+          "DeltaNet recurrence");
   mark("deltanet: gated norm");
   check(k::norm::GatedRMSNorm(o_.as(), z_.as(), L.norm, T * d.HV, d.dv, c_.rms_norm_eps, y_.as(), stream_),
         "gated RMSNorm");
@@ -169,12 +187,22 @@ void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
   check(k::moe::TopK(router_.as(), T, E, kk, c_.norm_topk_prob, topk_idx_.as<int32_t>(), topk_w_.as(), stream_),
         "MoE top-k");
   mark("moe: routed experts");
-  check(k::moe::ExpertSwiGLU(L.exp_gate, L.exp_up, L.exp_wtype, Fe, H, xn, topk_idx_.as<int32_t>(), T, kk, act_.as(),
+  if (T >= kMoeGroupedMinRows) {  // each expert's weights read once per 8 of its slots
+    int32_t* offsets = moe_offsets_.as<int32_t>();
+    int32_t* sorted = moe_sorted_.as<int32_t>();
+    check(k::moe::GroupByExpert(topk_idx_.as<int32_t>(), T * kk, E, offsets, sorted, stream_), "MoE grouping by expert");
+    check(k::moe::GroupedSwiGLU(L.exp_gate, L.exp_up, L.exp_wtype, Fe, H, xn, kk, offsets, sorted, E, act_.as(), stream_),
+          "MoE grouped experts (gate/up)");
+    check(k::moe::GroupedDown(L.exp_down, L.exp_wtype, H, Fe, act_.as(), offsets, sorted, E, eout_.as(), stream_),
+          "MoE grouped experts (down)");
+  } else {
+    check(k::moe::ExpertSwiGLU(L.exp_gate, L.exp_up, L.exp_wtype, Fe, H, xn, topk_idx_.as<int32_t>(), T, kk,
+                               act_.as(), stream_),
+          "MoE experts (gate/up)");
+    check(k::moe::ExpertDown(L.exp_down, L.exp_wtype, H, Fe, act_.as(), topk_idx_.as<int32_t>(), T * kk, eout_.as(),
                              stream_),
-        "MoE experts (gate/up)");
-  check(k::moe::ExpertDown(L.exp_down, L.exp_wtype, H, Fe, act_.as(), topk_idx_.as<int32_t>(), T * kk, eout_.as(),
-                           stream_),
-        "MoE experts (down)");
+          "MoE experts (down)");
+  }
   const bool shared = !L.shared_gate.empty();
   if (shared) {
     mark("moe: shared expert");
