@@ -12,11 +12,13 @@ constexpr int kWarps = 8;  // warps per block
 // Weight rows per warp. Every 16-byte weight load meets 2T float4 loads of x from L1; with one row per warp
 // that L1 traffic, not HBM, bounds the kernel from T = 3 on (T = 4 ran at 55 % of the T = 1 bandwidth on the
 // H100, T = 16 at 15 %). R rows per warp share each x load R times.
+// One row of x keeps one row per warp and four loads in flight per lane; 4096-row matrices then still launch
+// 512 blocks. With R = 4 they launch 128 and each SM holds one block, so U = 2 keeps 8 loads in flight per lane.
 template <int T>
 constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 8 ? 4 : 8;
 // 16-byte weight loads in flight per lane and row before the first is used (R x U loads in all).
 template <int T>
-constexpr int kUnroll = T == 1 ? 4 : 1;
+constexpr int kUnroll = T == 1 ? 4 : T <= 4 ? 2 : 1;
 
 // A 16-byte weight load that bypasses L1 (each weight byte is read once per call; x stays cached instead).
 __device__ __forceinline__ uint4 load_weights16(const void* p) {
