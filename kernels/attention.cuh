@@ -12,8 +12,8 @@
 // output; with several it writes (max, sum, unnormalised o) partials that a combine kernel merges.
 // T <= 16 (decode, MTP, verify) splits the keys at fixed multiples of split_keys, so a row's result does not
 // depend on T or on the other rows of the batch (a verify row equals the same row decoded alone, bit for bit,
-// which greedy MTP parity relies on). Larger T (prefill) uses one split per row: correct, but K/V are re-read
-// per query row; a tiled prefill kernel that shares K/V tiles across rows is the next step.
+// which greedy MTP parity relies on). Larger T uses one split per row: correct, but K/V are re-read per query
+// row, so the CUDA backend sends prefill batches (T > 16) to attention_prefill.cuh's tiled kernel instead.
 // CUDA graphs (lib/cuda/cuda_graphs.h) replay one launch at every position, so with pos0_dev set (split-K path
 // only) the position comes from device memory at run time: the grid then covers every split that n_ctx keys can
 // need, the splits past the batch's keys leave neutral partials, and the combine reads only the splits that hold

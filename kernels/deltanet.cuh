@@ -13,8 +13,8 @@
 //       conv_out: (T, conv_dim); b, a: (T, HV); A, dt_bias: (HV); S: (HV, dk, dv) in/out; o: (T, HV, dv);
 //       row_S, if not null, receives S after each row: (T, HV, dk, dv).
 //       One block per value head; S lives in shared memory (dk*dv*4 bytes, up to the device's opt-in limit), each
-//       thread owns one column d of S. This is the recurrent form for every T; the chunked (WY) form for long
-//       prefills is not written yet.
+//       thread owns one column d of S. Long prefills that keep no per-row states take the chunked (WY) form
+//       instead (deltanet_chunked.cuh).
 #ifndef IMP_KERNELS_DELTANET_CUH_
 #define IMP_KERNELS_DELTANET_CUH_
 
