@@ -318,7 +318,8 @@ void CudaForward::mtp(const MtpBatch& b) {
     int end = next_logit;
     while (end < b.n_logit_rows && b.logit_rows[end] < c0 + n) ++end;
     if (b.logits && end > next_logit)
-      lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0, b.logits + size_t(next_logit) * c_.n_vocab);
+      lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0, b.logits + size_t(next_logit) * c_.n_vocab,
+              b.vocab_limit, b.low_precision_head);
     next_logit = end;
   }
   mark(nullptr);

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "cuda/check.h"
 #include "cuda/device_weights.h"
+#include "cuda/lm_head_fp8.h"
 #include "cuda/phase_timer.h"
 #include "engine/engine.h"
 #include "engine/forward.h"
@@ -134,8 +135,11 @@ class CudaForward final : public ForwardPass {
   // y (T, W.rows) = x (T, W.cols) @ W^T.
   void matmul(const DMat& W, const float* x, int T, float* y);
 
-  // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H).
-  void lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits);
+  // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H): only ids [0, vocab_limit) are
+  // computed and written (0 = all; the row stride stays V). low_precision: from the FP8 copy of the head
+  // (lm_head_fp8.h, built on first use), for the draft head (MtpBatch::low_precision_head).
+  void lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits, int vocab_limit = 0,
+               bool low_precision = false);
 
   void full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out);
 
@@ -154,6 +158,7 @@ class CudaForward final : public ForwardPass {
   const int n_ctx_;
   const int device_;
   std::shared_ptr<const cuda::DeviceWeights> w_;
+  std::shared_ptr<const Fp8Mat> lm_head_fp8_;  // null until a batch asks for the low-precision head
   mutable PhaseTimer timer_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -11,6 +11,7 @@
 #include "deltanet_chunked.cuh"
 #include "elementwise.cuh"
 #include "gemv.cuh"
+#include "gemv_fp8.cuh"
 #include "moe.cuh"
 #include "moe_grouped.cuh"
 #include "norm.cuh"
@@ -58,18 +59,33 @@ void CudaForward::matmul(const DMat& W, const float* x, int T, float* y) {
           "cublasGemmEx (lo part)");
 }
 
-// logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H).
-void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits) {
+// logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H), ids [0, vocab_limit) only.
+void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits, int vocab_limit,
+                          bool low_precision) {
   const int H = c_.n_embd, V = c_.n_vocab;
+  const int Vl = vocab_limit > 0 && vocab_limit < V ? vocab_limit : V;
+  DMat head = w_->lm_head;  // rows [0, Vl) of the row-major head
+  head.rows = Vl;
+  if (low_precision && !lm_head_fp8_) lm_head_fp8_ = cuda::lm_head_fp8(w_, stream_);  // once per model and device
   int32_t ids[kLogitChunk];
   for (int i0 = 0; i0 < n_rows; i0 += kLogitChunk) {
     const int m = std::min(kLogitChunk, n_rows - i0);
     for (int i = 0; i < m; ++i) ids[i] = rows[i0 + i] - row0;
-    mark("lm_head");
+    mark(low_precision ? "lm_head (FP8 draft head)" : "lm_head");
     check(cudaMemcpyAsync(rows_.as(), ids, sizeof(int32_t) * m, cudaMemcpyHostToDevice, stream_), "copying logit rows");
     check(k::elementwise::GatherRows(h, rows_.as<int32_t>(), m, H, sel_.as(), stream_), "GatherRows");
-    matmul(w_->lm_head, sel_.as(), m, logits_.as());
-    check(cudaMemcpyAsync(logits + size_t(i0) * V, logits_.as(), sizeof(float) * m * V, cudaMemcpyDeviceToHost, stream_),
+    if (low_precision) {  // logits_ (m, Vl)
+      for (int j0 = 0; j0 < m; j0 += k::gemv_fp8::kMaxRows) {
+        const int mj = std::min(k::gemv_fp8::kMaxRows, m - j0);
+        check(k::gemv_fp8::Gemv(lm_head_fp8_->q, lm_head_fp8_->scales, Vl, H, sel_.as() + size_t(j0) * H, mj,
+                                logits_.as() + size_t(j0) * Vl, stream_),
+              "FP8 GEMV (draft head)");
+      }
+    } else {
+      matmul(head, sel_.as(), m, logits_.as());
+    }
+    check(cudaMemcpy2DAsync(logits + size_t(i0) * V, sizeof(float) * V, logits_.as(), sizeof(float) * Vl,
+                            sizeof(float) * Vl, m, cudaMemcpyDeviceToHost, stream_),
           "copying logits");
     sync("lm_head");  // ids[] and the device buffers are reused by the next chunk
   }

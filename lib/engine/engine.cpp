@@ -54,6 +54,7 @@ void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float
   b.logits = last_logits;
   b.hidden_out = last_hidden ? h_out.data() : nullptr;
   b.vocab_limit = draft_vocab();
+  b.low_precision_head = draft_head_fp8_;  // only the last row's logits are asked for: a draft
   forward_->PrefillMtp(b);
   ++stats_.mtp_forwards;
   if (last_hidden) std::memcpy(last_hidden, &h_out[size_t(n - 1) * H_], sizeof(float) * H_);
@@ -122,6 +123,7 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
       b.logits = logits.data();
       b.hidden_out = h_next.data();
       b.vocab_limit = draft_vocab();
+      b.low_precision_head = draft_head_fp8_;
       forward_->MtpForward(b);
       ++stats_.mtp_forwards;
       std::swap(h, h_next);

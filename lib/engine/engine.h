@@ -77,6 +77,10 @@ class Engine {
   // the model's; the cost per k is what it measures. Greedy sampling only.
   void set_forced_acceptance(bool on) { forced_acceptance_ = on; }
   int draft_vocab() const { return draft_vocab_ > 0 && draft_vocab_ < V_ ? draft_vocab_ : V_; }
+  // Draft logits from a low-precision (CUDA: FP8 E4M3) copy of the lm_head: cheaper draft steps, the same output
+  // (verification decides), maybe fewer accepted drafts. See MtpBatch::low_precision_head. Off by default.
+  void set_draft_head_fp8(bool on) { draft_head_fp8_ = on; }
+  bool draft_head_fp8() const { return draft_head_fp8_; }
   const SamplingParams& sampling() const { return sampler_.params(); }
   void reset();
   const EngineStats& stats() const { return stats_; }
@@ -97,6 +101,7 @@ class Engine {
   int V_, H_;
   RollbackMode rollback_ = RollbackMode::KeepRowStates;
   int draft_vocab_ = 0;
+  bool draft_head_fp8_ = false;
   bool forced_acceptance_ = false;
 
   std::vector<int32_t> tokens_;          // every token fed to the main model, by position

@@ -44,6 +44,12 @@ struct MtpBatch {
   // by merge order, so the low ids are the frequent tokens; a draft head that skips the rare ones costs a
   // fraction of the full lm_head and verification keeps the output exact.
   int vocab_limit = 0;
+  // Logits from a low-precision copy of the lm_head: on the CUDA backend FP8 E4M3 with one scale per row (half the
+  // bytes of BF16; built on first use, V*H bytes of device memory). Only the draft chain sets it (Engine::
+  // set_draft_head_fp8): draft() for its steps, PrefillMtp rows whose logits become drafts. Verification keeps the
+  // output exact (greedy: the target's argmax decides; sampling: q is the distribution actually drawn from).
+  // The CPU backend ignores it and computes the exact head.
+  bool low_precision_head = false;
 };
 
 // An opaque copy of the sequence state (recurrent states, conv windows, position; the KV caches are append-only
