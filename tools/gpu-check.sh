@@ -2,7 +2,7 @@
 # Builds the CUDA backend for Hopper and checks it on the GPU of this machine:
 #   1. configure + build into build-gpu (-DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90), -j16 by default
 #   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
-#   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill)
+#   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill, test_cuda_fp8)
 #   4. imp-bench, if it was built and IMP_BENCH_ARGS names a model and prompts (informational)
 # Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
 #   usage: tools/gpu-check.sh            (from the repository root)
@@ -52,6 +52,17 @@ if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_prefill.log"; the
 fi
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |max rel err" "$OUT/test_cuda_prefill.log" | tee -a "$OUT/summary.txt"
 
+step "GPU FP8 draft head (test_cuda_fp8: E4M3 quantise + GEMV kernels, draft logits, greedy MTP parity)"
+if ! "$BUILD/tests/test_cuda_fp8" > "$OUT/test_cuda_fp8.log" 2>&1; then
+  status=1
+  echo "test_cuda_fp8 FAILED" | tee -a "$OUT/summary.txt"
+fi
+if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_fp8.log"; then
+  status=1
+  echo "test_cuda_fp8 SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
+fi
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |FP8 draft head|acceptance" "$OUT/test_cuda_fp8.log" | tee -a "$OUT/summary.txt"
+
 step "ctest (all suites)"
 # The binding and packaging suites need mono, cargo and dpkg tools that the GPU image lacks; CI runs them.
 if ! (cd "$BUILD" && ctest --output-on-failure -E '^(bindings_|package_)' -j"$((JOBS / 2 > 0 ? JOBS / 2 : 1))") > "$OUT/ctest.log" 2>&1; then
@@ -85,6 +96,13 @@ if [ -x "$SAN" ]; then
     echo "memcheck of the prefill paths FAILED (see $OUT/memcheck_prefill.log)" | tee -a "$OUT/summary.txt"
   fi
   tail -3 "$OUT/memcheck_prefill.log" | tee -a "$OUT/summary.txt"
+  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
+       "$BUILD/tests/test_cuda_fp8" --gtest_filter='CudaFp8Kernels.*:Models/CudaFp8Model.*/tiny_bf16:Models/CudaFp8Model.*/qwen35_moe' \
+       > "$OUT/memcheck_fp8.log" 2>&1; then
+    status=1
+    echo "memcheck of the FP8 draft head FAILED (see $OUT/memcheck_fp8.log)" | tee -a "$OUT/summary.txt"
+  fi
+  tail -3 "$OUT/memcheck_fp8.log" | tee -a "$OUT/summary.txt"
 else
   echo "compute-sanitizer not found: memcheck not run" | tee -a "$OUT/summary.txt"
   status=1

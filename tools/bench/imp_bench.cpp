@@ -1,7 +1,7 @@
 // imp-bench: measures MTP speculative decoding against plain decoding on held-out prompts, per prompt class.
 //
 //   imp-bench --model DIR --prompts FILE.json [-n 128] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both]
-//             [--draft-vocab N] [--max-prompts N] [--repeat R] [--backend cpu|cuda]
+//             [--draft-vocab N] [--draft-fp8] [--max-prompts N] [--repeat R] [--backend cpu|cuda]
 //   imp-bench --random-weights CONFIG.json ...   (the CUDA backend at a config's real size: bench_random.cpp)
 //
 // FILE.json: {"code": ["prompt", ...], "prose": [...], ...}. For each class and each k it prints the acceptance per
@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--random-weights") == 0) return imp_bench::random_weights_main(argc, argv);
   std::string model_dir, prompts_path, rollback = "rows";
   int n = 128, threads = 0, max_prompts = 1000, draft_vocab = 0, repeat = 3;
+  bool draft_fp8 = false;
   std::string backend = "cpu";
   std::vector<int> ks = {1, 2, 3, 4};
   for (int i = 1; i < argc; ++i) {
@@ -94,10 +95,11 @@ int main(int argc, char** argv) {
     else if (a == "--rollback") rollback = val();
     else if (a == "--max-prompts") max_prompts = std::atoi(val().c_str());
     else if (a == "--draft-vocab") draft_vocab = std::atoi(val().c_str());
+    else if (a == "--draft-fp8") draft_fp8 = true;  // draft head from an FP8 copy of the lm_head (CUDA)
     else if (a == "--repeat") repeat = std::max(1, std::atoi(val().c_str()));
     else if (a == "--backend") backend = val();
     else {
-      std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both] [--draft-vocab N] [--max-prompts N] [--repeat R] [--backend cpu|cuda]\n");
+      std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both] [--draft-vocab N] [--draft-fp8] [--max-prompts N] [--repeat R] [--backend cpu|cuda]\n");
       return 2;
     }
   }
@@ -115,11 +117,13 @@ int main(int argc, char** argv) {
   imp_context* ctx = nullptr;
   CHECK(imp_context_create(&ctx, model, &cp));
   if (draft_vocab > 0) ctx->engine->set_draft_vocab(draft_vocab);
+  ctx->engine->set_draft_head_fp8(draft_fp8);
 
   imp::JsonDocument doc = imp::JsonDocument::parse(imp::read_file(prompts_path), prompts_path);
   std::vector<std::string> modes = rollback == "both" ? std::vector<std::string>{"rows", "reforward"} : std::vector<std::string>{rollback};
   std::printf("model %s, backend %s, %d tokens per prompt, threads %d, best of %d runs\n", model_dir.c_str(), backend.c_str(), n,
               threads, repeat);
+  if (draft_fp8) std::printf("draft head: FP8 E4M3 copy of the lm_head (--draft-fp8)\n");
   for (auto& [cls, list] : doc.root().members()) {
     std::vector<std::vector<imp_token>> prompts;
     for (auto& v : list.elements()) {
