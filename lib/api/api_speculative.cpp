@@ -143,9 +143,8 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
           for (int i = 0; i < n && go; ++i) go = emit(toks[i]);
           last = toks[n - 1];
         } else {
-          e.prefill(&last, 1, false, logits.data());
+          last = e.decode(last);
           policy.on_decode(ms(t0, Clock::now()));
-          last = e.sample(logits.data());
           go = emit(last);
         }
         if (!go) break;

@@ -8,6 +8,7 @@
 #include "cpu/layers.h"
 #include "cpu/ops.h"
 #include "engine/forward.h"
+#include "engine/sampler.h"
 #include "model/model.h"
 
 #include <cstring>
@@ -82,7 +83,11 @@ class CpuForward : public ForwardPass {
     }
     cpu::rms_norm_rows(pool_, x.data(), w_.final_norm.data(), T, H, c_.rms_norm_eps, xn.data());
     if (b.hidden) std::memcpy(b.hidden, xn.data(), sizeof(float) * T * H);
-    lm_head(xn.data(), b.logit_rows, b.n_logit_rows, b.logits);
+    std::vector<float> own_logits(b.argmax && !b.logits ? size_t(b.n_logit_rows) * c_.n_vocab : 0);
+    float* logits = b.logits ? b.logits : own_logits.empty() ? nullptr : own_logits.data();
+    lm_head(xn.data(), b.logit_rows, b.n_logit_rows, logits);
+    if (b.argmax)
+      for (int i = 0; i < b.n_logit_rows; ++i) b.argmax[i] = argmax(logits + size_t(i) * c_.n_vocab, c_.n_vocab);
     rows_end_ = b.keep_row_states ? pos0 + T : -1;
     n_past_ = pos0 + T;
   }

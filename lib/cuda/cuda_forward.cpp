@@ -3,6 +3,7 @@
 #include "cuda/cuda_forward.h"
 
 #include "cuda/cuda_device.h"
+#include "engine/sampler.h"
 
 #include "attention.cuh"
 #include "deltanet_chunked.cuh"
@@ -42,7 +43,20 @@ CudaForward::CudaForward(const Model& model, int n_ctx, int device)
   }
 }
 
-void CudaForward::Forward(const ForwardBatch& b) {
+void CudaForward::Forward(const ForwardBatch& batch) {
+  // Argmax requests: computed from logits on the host for now.
+  std::vector<float> own_logits;
+  ForwardBatch b = batch;
+  if (b.argmax && !b.logits) {
+    own_logits.resize(size_t(b.n_logit_rows) * c_.n_vocab);
+    b.logits = own_logits.data();
+  }
+  forward_rows(b);
+  if (b.argmax)
+    for (int i = 0; i < b.n_logit_rows; ++i) b.argmax[i] = argmax(b.logits + size_t(i) * c_.n_vocab, c_.n_vocab);
+}
+
+void CudaForward::forward_rows(const ForwardBatch& b) {
   const int T = b.n_tokens, H = c_.n_embd, pos0 = n_past_;
   if (T <= 0 || pos0 + T > n_ctx_) fail(IMP_ERR_INTERNAL, "Forward called with ", T, " tokens at position ", pos0);
   if (b.keep_row_states && T > kMaxKeepRows)

@@ -132,6 +132,9 @@ class CudaForward final : public ForwardPass {
 
   // ---- building blocks -----------------------------------------------------------------------------------
 
+  // Forward() once argmax requests are turned into logits.
+  void forward_rows(const ForwardBatch& b);
+
   // y (T, W.rows) = x (T, W.cols) @ W^T.
   void matmul(const DMat& W, const float* x, int T, float* y);
 

@@ -159,13 +159,18 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
   batch[0] = draft_last_;
   std::copy(drafts, drafts + n, batch.begin() + 1);
   for (int i = 0; i <= n; ++i) rows[i] = i;
-  std::vector<float> logits(size_t(n + 1) * V_), hidden(size_t(n + 1) * H_);
+  // Greedy verification needs each row's argmax only: the backend finds it (on the device for CUDA) and no
+  // logits cross the bus. Sampling needs the target distributions.
+  const bool greedy = sampling().greedy();
+  std::vector<float> logits(greedy ? 0 : size_t(n + 1) * V_), hidden(size_t(n + 1) * H_);
+  std::vector<int32_t> target(n + 1);
   ForwardBatch b;
   b.tokens = batch.data();
   b.n_tokens = n + 1;
   b.logit_rows = rows.data();
   b.n_logit_rows = n + 1;
-  b.logits = logits.data();
+  b.logits = greedy ? nullptr : logits.data();
+  b.argmax = greedy ? target.data() : nullptr;
   b.hidden = hidden.data();
   std::unique_ptr<StateSnapshot> snapshot;
   if (rollback_ == RollbackMode::SnapshotReforward) snapshot = forward_->Snapshot();
@@ -178,15 +183,14 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
   int32_t next = -1;
   std::vector<float> p;
   for (; j < n; ++j) {
-    const float* row = &logits[size_t(j) * V_];
     const int32_t d = drafts[j];
-    if (sampling().greedy()) {
-      int32_t t = argmax(row, V_);
-      if (d != t && !forced_acceptance_) {
-        next = t;
+    if (greedy) {
+      if (d != target[j] && !forced_acceptance_) {
+        next = target[j];
         break;
       }
     } else {
+      const float* row = &logits[size_t(j) * V_];
       // Accept d with probability min(1, p(d) / q(d)); on rejection draw from normalise(max(p - q, 0)).
       sampler_.distribution(row, V_, p);
       const std::vector<float>& q = draft_dists_[j];
@@ -200,7 +204,7 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
       }
     }
   }
-  if (next < 0) next = sampling().greedy() ? argmax(&logits[size_t(n) * V_], V_) : sampler_.sample(&logits[size_t(n) * V_], V_);
+  if (next < 0) next = greedy ? target[n] : sampler_.sample(&logits[size_t(n) * V_], V_);
 
   if (rollback_ == RollbackMode::KeepRowStates) {
     forward_->RollbackTo(P + 1 + j);
@@ -226,6 +230,33 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
 }
 
 int32_t Engine::sample(const float* logits) { return sampler_.sample(logits, V_); }
+
+int32_t Engine::decode(int32_t token) {
+  if (!sampling().greedy()) {
+    std::vector<float> logits(V_);
+    prefill(&token, 1, false, logits.data());
+    return sample(logits.data());
+  }
+  check_tokens(&token, 1, "decode");
+  if (int64_t(n_past()) + 1 > n_ctx()) fail(IMP_ERR_CONTEXT_FULL, "decoding at position ", n_past(), " exceeds the context size ", n_ctx());
+  auto t0 = Clock::now();
+  const int32_t row = 0;
+  int32_t next = -1;
+  std::vector<float> hidden(has_mtp() ? H_ : 0);
+  ForwardBatch b;
+  b.tokens = &token;
+  b.n_tokens = 1;
+  b.logit_rows = &row;
+  b.n_logit_rows = 1;
+  b.argmax = &next;
+  b.hidden = has_mtp() ? hidden.data() : nullptr;
+  forward_->Forward(b);
+  ++stats_.main_forwards;
+  drafted_ = false;
+  record_fed(&token, 1, hidden.data());
+  stats_.decode_ms += ms_since(t0);
+  return next;
+}
 
 void Engine::reset() {
   forward_->Reset();

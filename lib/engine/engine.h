@@ -68,6 +68,10 @@ class Engine {
   // Samples from logits with the context's sampler.
   int32_t sample(const float* logits);
 
+  // One plain decoding step: feeds token and returns the next one from the context's sampler. Greedy asks the
+  // backend for the argmax only (on the GPU no logits reach the host).
+  int32_t decode(int32_t token);
+
   void set_sampling(const SamplingParams& p) { sampler_.set_params(p); }
   void set_rollback_mode(RollbackMode m) { rollback_ = m; }
   // Drafts come from ids [0, n) only (0 = the whole vocabulary); see MtpBatch::vocab_limit.

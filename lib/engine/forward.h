@@ -22,6 +22,10 @@ struct ForwardBatch {
   const int32_t* logit_rows = nullptr;  // rows (0..n_tokens-1) whose logits are wanted, ascending
   int n_logit_rows = 0;
   float* logits = nullptr;  // (n_logit_rows, n_vocab) or null
+  // (n_logit_rows) the id of each asked row's largest logit (ties: the lowest id), or null. Greedy decoding and
+  // greedy verification need only these; with logits null a GPU backend computes them on the device and copies
+  // n_logit_rows ids instead of n_logit_rows x n_vocab floats.
+  int32_t* argmax = nullptr;
   float* hidden = nullptr;  // (n_tokens, H) post-final-norm hidden of every row, or null
   // Keep the recurrent state after every row so that RollbackTo() can return to any position inside this batch
   // without a re-forward (speculative verify).

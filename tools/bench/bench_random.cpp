@@ -4,7 +4,7 @@
 //   device   the copy bandwidth (cudaMemcpy device to device, bytes read + written) and the cuBLAS bf16 GEMM
 //            rate (fp32 accumulate, as the prefill path calls it): the ceilings the figures below are read against
 //   prefill  pp512, pp4096 (--pp): tokens/s and the matmul FLOP rate as a fraction of that GEMM rate
-//   decode   tg128 (--tg) through the engine (forward + logits to the host + argmax, as imp_generate decodes):
+//   decode   tg128 (--tg) through the engine (Engine::decode, greedy, as imp_generate decodes):
 //            tok/s, ms/token, and the bytes one step must read (the weights it uses: every matrix of a dense
 //            model; for MoE the router, attention, shared expert and top-k routed experts; plus the recurrent
 //            states and the KV cache read so far) over the step time, against the copy bandwidth
@@ -327,10 +327,7 @@ int random_weights_main(int argc, char** argv) {
       engine.prefill(prompt.data(), n_prompt, false, logits.data());
       int32_t next = imp::argmax(logits.data(), c.n_vocab);
       auto t1 = Clock::now();
-      for (int i = 0; i < steps; ++i) {
-        engine.prefill(&next, 1, false, logits.data());
-        next = imp::argmax(logits.data(), c.n_vocab);
-      }
+      for (int i = 0; i < steps; ++i) next = engine.decode(next);
       const double s = seconds_since(t1);
       if (gpu_only_s) {  // the forward alone, logits of the one row to the host, no argmax
         int32_t row = 0;
