@@ -20,13 +20,24 @@
     return cudaErrorInvalidValue;                                            \
   } while (0)
 
-// WType -> the element type W (float, __half, __nv_bfloat16).
+// Float WType -> the element type W (float, __half, __nv_bfloat16). The quantized types fail here: their
+// kernels are in quant_gemv.cuh (DISPATCH_QTYPE below).
 #define DISPATCH_WTYPE(wtype, W, ...)                                        \
   switch (wtype) {                                                           \
     case ::imp::kernels::WType::F32: { using W = float; __VA_ARGS__ break; }           \
     case ::imp::kernels::WType::F16: { using W = __half; __VA_ARGS__ break; }          \
     case ::imp::kernels::WType::BF16: { using W = __nv_bfloat16; __VA_ARGS__ break; }  \
     default: IMP_DISPATCH_FAIL("weight type", int(wtype));                   \
+  }
+
+// Quantized WType -> its block format F (quant_blocks.cuh, which the CUDA source using this must include).
+#define DISPATCH_QTYPE(wtype, F, ...)                                        \
+  switch (wtype) {                                                           \
+    case ::imp::kernels::WType::Q8_0: { using F = ::imp::kernels::quant::BlockQ8_0; __VA_ARGS__ break; } \
+    case ::imp::kernels::WType::Q4_K: { using F = ::imp::kernels::quant::BlockQ4_K; __VA_ARGS__ break; } \
+    case ::imp::kernels::WType::Q5_K: { using F = ::imp::kernels::quant::BlockQ5_K; __VA_ARGS__ break; } \
+    case ::imp::kernels::WType::Q6_K: { using F = ::imp::kernels::quant::BlockQ6_K; __VA_ARGS__ break; } \
+    default: IMP_DISPATCH_FAIL("quantized weight type", int(wtype));         \
   }
 
 // Activation rows of a GEMV batch, 1..16 -> constexpr int T.

@@ -2,6 +2,7 @@
 
 #include "device_utils.cuh"
 #include "dispatch.cuh"
+#include "quant_gemv.cuh"
 
 #include <algorithm>
 #include <type_traits>
@@ -52,6 +53,7 @@ unsigned grid_for(size_t n) { return unsigned(std::min<size_t>((n + 255) / 256, 
 cudaError_t Embed(const void* table, WType wtype, int H, const int32_t* tokens, int T, float* out,
                   cudaStream_t stream) {
   if (T <= 0 || H <= 0) IMP_DISPATCH_FAIL("Embed shape (T or H <= 0)", T <= 0 ? T : H);
+  if (wtype_is_quantized(wtype)) return quant_gemv::EmbedRows(table, wtype, H, tokens, T, out, stream);
   DISPATCH_WTYPE(wtype, W, { EmbedKernel<W><<<T, 256, 0, stream>>>(static_cast<const W*>(table), H, tokens, out); })
   return cudaGetLastError();
 }

@@ -1,7 +1,8 @@
 // Elementwise family: embedding gather, SwiGLU's silu(g) * u, row gather, fp32 -> F16/BF16 conversion (the
 // activations fed to cuBLAS next to 16-bit weights).
 //
-//   Embed:      out (T, H) fp32 = table[tokens[t]] (V, H) in its stored type; tokens: (T) int32 on the device
+//   Embed:      out (T, H) fp32 = table[tokens[t]] (V, H) in its stored type (a quantized table goes to
+//               quant_gemv::EmbedRows); tokens: (T) int32 on the device
 //   SiluMul:    g (n) = silu(g) * u
 //   GatherRows: dst (n_rows, n) = src[rows[i]] (·, n); rows: (n_rows) int32 on the device
 //   ConvertF32: hi (n) in `to` (F16 or BF16; round to nearest even) = x (n) fp32, and, when lo is not null,

@@ -2,6 +2,7 @@
 
 #include "device_utils.cuh"
 #include "dispatch.cuh"
+#include "quant_gemv.cuh"
 
 namespace imp::kernels::moe {
 
@@ -119,6 +120,7 @@ cudaError_t TopK(const float* logits, int T, int E, int k, bool norm_topk, int32
 // guarantees (it places each matrix at a 256-byte boundary) and says so with the row length alone.
 cudaError_t ExpertSwiGLU(const void* const* gate, const void* const* up, WType wtype, int Fe, int H,
                          const float* x, const int32_t* idx, int T, int k, float* act, cudaStream_t stream) {
+  if (wtype_is_quantized(wtype)) return quant_gemv::ExpertSwiGLU(gate, up, wtype, Fe, H, x, idx, T, k, act, stream);
   if (T <= 0) return cudaSuccess;
   const dim3 grid((Fe + kWarps - 1) / kWarps, T * k);
   DISPATCH_WTYPE(wtype, W, {
@@ -130,6 +132,7 @@ cudaError_t ExpertSwiGLU(const void* const* gate, const void* const* up, WType w
 
 cudaError_t ExpertDown(const void* const* down, WType wtype, int H, int Fe, const float* act, const int32_t* idx,
                        int n_slots, float* out, cudaStream_t stream) {
+  if (wtype_is_quantized(wtype)) return quant_gemv::ExpertDown(down, wtype, H, Fe, act, idx, n_slots, out, stream);
   if (n_slots <= 0) return cudaSuccess;
   const dim3 grid((H + kWarps - 1) / kWarps, n_slots);
   DISPATCH_WTYPE(wtype, W, {

@@ -11,6 +11,7 @@
 // The expert kernels use one warp per output row with 16-byte weight loads (gemv.cuh's scheme); each (token,
 // slot) pair reads its expert's rows, so an expert chosen by several rows of one batch is read once per row.
 // That is the right cost for decode and verify; long prefills group the slots by expert instead (moe_grouped.cuh).
+// Quantized expert matrices (WType Q8_0, Q4_K, Q5_K, Q6_K) go to quant_gemv::ExpertSwiGLU / ExpertDown.
 #ifndef IMP_KERNELS_MOE_CUH_
 #define IMP_KERNELS_MOE_CUH_
 
