@@ -2,7 +2,8 @@
 # Builds the CUDA backend for Hopper and checks it on the GPU of this machine:
 #   1. configure + build into build-gpu (-DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90), -j16 by default
 #   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
-#   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill, test_cuda_fp8)
+#   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill, test_cuda_fp8,
+#      test_cuda_quant)
 #   4. imp-bench, if it was built and IMP_BENCH_ARGS names a model and prompts (informational)
 # Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
 #   usage: tools/gpu-check.sh            (from the repository root)
@@ -63,6 +64,17 @@ if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_fp8.log"; then
 fi
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |FP8 draft head|acceptance" "$OUT/test_cuda_fp8.log" | tee -a "$OUT/summary.txt"
 
+step "GGUF-quantized weights (test_cuda_quant: Q8_0/Q4_K/Q5_K/Q6_K GEMV, dequantisation, quantized GGUF models)"
+if ! "$BUILD/tests/test_cuda_quant" > "$OUT/test_cuda_quant.log" 2>&1; then
+  status=1
+  echo "test_cuda_quant FAILED" | tee -a "$OUT/summary.txt"
+fi
+if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_quant.log"; then
+  status=1
+  echo "test_cuda_quant SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
+fi
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |max rel err" "$OUT/test_cuda_quant.log" | tee -a "$OUT/summary.txt"
+
 step "ctest (all suites)"
 # The binding and packaging suites need mono, cargo and dpkg tools that the GPU image lacks; CI runs them.
 if ! (cd "$BUILD" && ctest --output-on-failure -E '^(bindings_|package_)' -j"$((JOBS / 2 > 0 ? JOBS / 2 : 1))") > "$OUT/ctest.log" 2>&1; then
@@ -103,6 +115,13 @@ if [ -x "$SAN" ]; then
     echo "memcheck of the FP8 draft head FAILED (see $OUT/memcheck_fp8.log)" | tee -a "$OUT/summary.txt"
   fi
   tail -3 "$OUT/memcheck_fp8.log" | tee -a "$OUT/summary.txt"
+  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
+       "$BUILD/tests/test_cuda_quant" --gtest_filter='CudaQuantKernels.*:Gguf/CudaQuantModel.*/Dense_q4_k_m' \
+       > "$OUT/memcheck_quant.log" 2>&1; then
+    status=1
+    echo "memcheck of the quantized weights FAILED (see $OUT/memcheck_quant.log)" | tee -a "$OUT/summary.txt"
+  fi
+  tail -3 "$OUT/memcheck_quant.log" | tee -a "$OUT/summary.txt"
 else
   echo "compute-sanitizer not found: memcheck not run" | tee -a "$OUT/summary.txt"
   status=1

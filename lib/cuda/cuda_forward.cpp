@@ -227,6 +227,8 @@ void CudaForward::allocate() {
   sel_ = f(size_t(kLogitChunk) * H);
   logits_ = f(size_t(kLogitChunk) * V);
   conv16_ = DevBuf(size_t(R) * std::max(w_->max_cols, 1) * 2 * 2);  // hi and lo parts
+  if (w_->max_quant_elems)  // at least one row of the widest matrix, so that a slice is never empty
+    dequant_ = DevBuf(std::min(w_->max_quant_elems, std::max(kMaxDequantElems, size_t(w_->max_cols))) * 2);
 
   const size_t kv = size_t(n_ctx_) * nkv * hd;
   for (int i = 0; i < c_.n_layer; ++i) {

@@ -35,6 +35,9 @@ constexpr int kMaxRows = 256;              // activation rows per chunk
 constexpr int kMaxKeepRows = kMaxDraft + 1;  // rows whose states a keep_row_states forward can keep
 constexpr int kLogitChunk = 32;            // logit rows computed per lm_head pass
 constexpr int kMaxSplits = 32;             // split-K partials per (row, head) in decode attention
+// F16 values of the prefill dequantisation scratch at most: a larger quantized matrix (a 9B's lm_head is 1G values)
+// is dequantised and multiplied in row slices of this size.
+constexpr size_t kMaxDequantElems = size_t(64) << 20;
 
 // One device allocation, freed on destruction.
 class DevBuf {
@@ -189,6 +192,8 @@ class CudaForward final : public ForwardPass {
   DevBuf cat_, hid_in_;                  // MTP (R, 2H), (R, H)
   DevBuf sel_, logits_;                  // (kLogitChunk, H), (kLogitChunk, V)
   DevBuf conv16_;                        // 2 x (R, max cols) 16-bit activations (hi, lo) for cuBLAS
+  DevBuf dequant_;                       // F16 (min(largest quantized matrix, kMaxDequantElems)) or none: the
+                                         // quantized weights of a matmul above 16 rows, dequantised for cuBLAS
 };
 
 

@@ -1,8 +1,9 @@
 // The CUDA backend's building blocks, each the device version of a CPU layer (lib/cpu/): matmul (GEMV for at most
-// 16 rows, cuBLAS above), lm_head over chosen rows, gated full attention, Gated DeltaNet and the FFN (dense or
-// MoE). cuBLAS wants the activations in the weights' 16-bit type; one rounding to bf16 per product drifts far
-// from the fp32 reference on some models, so the activations are split into hi + lo 16-bit parts and multiplied
-// twice (y = W hi + W lo), which keeps about 16 bits of mantissa at twice the tensor-core work.
+// 16 rows, cuBLAS above; GGUF-quantized weights: quant_gemv's GEMV, or an F16 copy for cuBLAS), lm_head over
+// chosen rows, gated full attention, Gated DeltaNet and the FFN (dense or MoE). cuBLAS wants the activations in
+// the weights' 16-bit type; one rounding to bf16 per product drifts far from the fp32 reference on some models,
+// so the activations are split into hi + lo 16-bit parts and multiplied twice (y = W hi + W lo), which keeps
+// about 16 bits of mantissa at twice the tensor-core work.
 #include "cuda/cuda_forward.h"
 
 #include "attention.cuh"
@@ -15,6 +16,7 @@
 #include "moe.cuh"
 #include "moe_grouped.cuh"
 #include "norm.cuh"
+#include "quant_gemv.cuh"
 #include "rope.cuh"
 
 #include <cmath>
@@ -31,32 +33,47 @@ constexpr int kMoeGroupedMinRows = 32;                         // several slots 
 
 // y (T, W.rows) = x (T, W.cols) @ W^T.
 void CudaForward::matmul(const DMat& W, const float* x, int T, float* y) {
+  const bool quantized = k::wtype_is_quantized(W.wtype);
   if (T <= k::gemv::kMaxRows) {
-    check(k::gemv::Gemv(W.data, W.wtype, W.rows, W.cols, x, T, y, stream_), "GEMV");
+    if (quantized) check(k::quant_gemv::Gemv(W.data, W.wtype, W.rows, W.cols, x, T, y, stream_), "quantized GEMV");
+    else check(k::gemv::Gemv(W.data, W.wtype, W.rows, W.cols, x, T, y, stream_), "GEMV");
     return;
   }
+  // A quantized W is dequantised into dequant_, a slice of rows at a time, and multiplied as F16. Not BF16: on the
+  // Q4_K_M test models bf16's rounding of the dequantised values moved the logits by up to 3% of max|logit|
+  // against the CPU's exact values, f16's by 0.3% (the values, f16 scales times small integers, fit f16's range).
+  const k::WType wt = quantized ? k::WType::F16 : W.wtype;
+  const int slice = quantized ? int(std::min<size_t>(W.rows, dequant_.bytes() / 2 / size_t(W.cols))) : W.rows;
   // Column-major view: Y (rows x T, ld rows) = op(A) B with A = W stored (cols x rows, ld cols), op = T, and
   // B = X (cols x T, ld cols).
   const float one = 1.0f, zero = 0.0f;
   const void* B = x;
   cudaDataType_t type = CUDA_R_32F;
   const void* B_lo = nullptr;
-  if (W.wtype != k::WType::F32) {
-    type = W.wtype == k::WType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  if (wt != k::WType::F32) {
+    type = wt == k::WType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
     const size_t n = size_t(T) * W.cols;
     void* hi = conv16_.as<void>();
     void* lo = static_cast<char*>(hi) + n * 2;
-    check(k::elementwise::ConvertF32(x, n, W.wtype, hi, lo, stream_), "activation conversion");
+    check(k::elementwise::ConvertF32(x, n, wt, hi, lo, stream_), "activation conversion");
     B = hi;
     B_lo = lo;
   }
-  check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, T, W.cols, &one, W.data, type, W.cols, B, type,
-                     W.cols, &zero, y, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        "cublasGemmEx");
-  if (B_lo)
-    check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, T, W.cols, &one, W.data, type, W.cols, B_lo, type,
-                       W.cols, &one, y, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-          "cublasGemmEx (lo part)");
+  for (int r0 = 0; r0 < W.rows; r0 += slice) {  // rows r0 .. r0+n-1 of W and of Y
+    const int n = std::min(slice, W.rows - r0);
+    const void* A = static_cast<const char*>(W.data) + size_t(r0) * k::wtype_row_bytes(W.wtype, W.cols);
+    if (quantized) {
+      check(k::quant_gemv::Dequantize(A, W.wtype, n, W.cols, wt, dequant_.as<void>(), stream_), "dequantising weights");
+      A = dequant_.as<void>();
+    }
+    check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, T, W.cols, &one, A, type, W.cols, B, type, W.cols, &zero,
+                       y + r0, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmEx");
+    if (B_lo)
+      check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, T, W.cols, &one, A, type, W.cols, B_lo, type, W.cols, &one,
+                         y + r0, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx (lo part)");
+  }
 }
 
 // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H), ids [0, vocab_limit) only.
@@ -203,7 +220,8 @@ void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
   check(k::moe::TopK(router_.as(), T, E, kk, c_.norm_topk_prob, topk_idx_.as<int32_t>(), topk_w_.as(), stream_),
         "MoE top-k");
   mark("moe: routed experts");
-  if (T >= kMoeGroupedMinRows) {  // each expert's weights read once per 8 of its slots
+  // The grouped kernels read float expert weights; quantized experts take the per-slot kernels at every T.
+  if (T >= kMoeGroupedMinRows && !k::wtype_is_quantized(L.exp_wtype)) {  // expert weights read once per 8 slots
     int32_t* offsets = moe_offsets_.as<int32_t>();
     int32_t* sorted = moe_sorted_.as<int32_t>();
     check(k::moe::GroupByExpert(topk_idx_.as<int32_t>(), T * kk, E, offsets, sorted, stream_), "MoE grouping by expert");

@@ -4,6 +4,7 @@
 
 #include "cuda/check.h"
 
+#include "quant_gemv.cuh"
 #include "random_fill.cuh"
 
 #include <cmath>
@@ -28,7 +29,13 @@ kernels::WType wtype_of(DType d, const char* what) {
     case DType::F32: return kernels::WType::F32;
     case DType::F16: return kernels::WType::F16;
     case DType::BF16: return kernels::WType::BF16;
-    default: fail(IMP_ERR_UNSUPPORTED, "the CUDA backend reads F32, F16 and BF16 weights; ", what, " is ", dtype_name(d));
+    case DType::Q8_0: return kernels::WType::Q8_0;
+    case DType::Q4_K: return kernels::WType::Q4_K;
+    case DType::Q5_K: return kernels::WType::Q5_K;
+    case DType::Q6_K: return kernels::WType::Q6_K;
+    default:
+      fail(IMP_ERR_UNSUPPORTED, "the CUDA backend reads F32, F16, BF16, Q8_0, Q4_K, Q5_K and Q6_K weights; ", what, " is ",
+           dtype_name(d));
   }
 }
 
@@ -61,7 +68,11 @@ class Uploader {
     d.rows = m.rows;
     d.cols = m.cols;
     max_cols = std::max(max_cols, m.cols);
-    const size_t off = place(m.data, size_t(m.rows) * m.cols * dtype_size(m.dtype));
+    // Sized per row: a quantized row is whole blocks (dtype_size is 0 for the block types).
+    if (m.cols % int(dtype_block_size(m.dtype)) != 0)
+      fail(IMP_ERR_TENSOR_SHAPE, what, " has ", m.cols, " columns, not a whole number of ", dtype_name(m.dtype), " blocks");
+    if (kernels::wtype_is_quantized(d.wtype)) max_quant_elems = std::max(max_quant_elems, size_t(m.rows) * m.cols);
+    const size_t off = place(m.data, size_t(m.rows) * row_bytes(m.dtype, size_t(m.cols)));
     fixups_.push_back([&d, off](char* base) { d.data = base + off; });
   }
   void vec(const float*& d, const std::vector<float>& v) { fix(d, place(v.data(), v.size() * sizeof(float))); }
@@ -96,6 +107,7 @@ class Uploader {
   }
 
   int max_cols = 0;
+  size_t max_quant_elems = 0;
   const Model* model = nullptr;  // for its random-weight placeholders
 
  private:
@@ -111,8 +123,12 @@ class Uploader {
     // stays finite and the routers and gates see varied inputs.
     const float scale = 1.0f / std::sqrt(float(std::max(r.cols, 1)));
     const uint64_t seed = model->random_seed * 0x9E3779B97F4A7C15ull + r.index;
-    check(kernels::random_fill::FillUniform(dst, wtype_of(r.dtype, "a random matrix"), r.n, seed, scale, nullptr),
-          "filling random weights");
+    const kernels::WType t = wtype_of(r.dtype, "a random matrix");
+    if (kernels::wtype_is_quantized(t))
+      check(kernels::quant_gemv::FillRandomBlocks(t, dst, r.n / size_t(r.cols), r.cols, seed, scale, nullptr),
+            "filling random quantized weights");
+    else
+      check(kernels::random_fill::FillUniform(dst, t, r.n, seed, scale, nullptr), "filling random weights");
   }
   std::map<const void*, RandomMat> random_;
   struct Copy {
@@ -236,6 +252,7 @@ std::shared_ptr<const DeviceWeights> upload(const Model& model, int device) {
     plan_layer(u, c, w.mtp.layer, dw->mtp_layer, experts.back());
   }
   dw->max_cols = u.max_cols;
+  dw->max_quant_elems = u.max_quant_elems;
   u.upload(*dw);  // inv_freq's host copy is still alive here
   return dw;
 }

@@ -1,6 +1,7 @@
-// The model's weights on one CUDA device: every matrix in its stored dtype (F32, F16, BF16) and every small fp32
-// vector, uploaded once into one device allocation and shared by every CUDA forward pass of that model and
-// device (the registry holds it weakly: it is freed with the last forward pass that uses it).
+// The model's weights on one CUDA device: every matrix in its stored dtype (F32, F16, BF16, or GGUF's quantized
+// blocks Q8_0, Q4_K, Q5_K, Q6_K, kept as they are) and every small fp32 vector, uploaded once into one device
+// allocation and shared by every CUDA forward pass of that model and device (the registry holds it weakly: it is
+// freed with the last forward pass that uses it).
 #pragma once
 
 #include "common.cuh"
@@ -67,6 +68,8 @@ struct DeviceWeights {
   const float* mtp_norm_out = nullptr;     // (H)
   DLayer mtp_layer;
   int max_cols = 0;              // the widest matrix input, for the cuBLAS conversion scratch
+  size_t max_quant_elems = 0;    // rows * cols of the largest quantized matrix (0: none), for the prefill
+                                 // dequantisation scratch (CudaForward::dequant_)
 };
 
 // The device copy of model's weights on `device`, uploaded on first use. Throws imp::Error (IMP_ERR_BACKEND on a
