@@ -28,6 +28,9 @@ namespace cuda {
 namespace k = kernels;
 
 CudaForward::CudaForward(const Model& model, int n_ctx, int device)
+    : CudaForward(model, n_ctx, device, cuda_graphs_enabled_by_env()) {}
+
+CudaForward::CudaForward(const Model& model, int n_ctx, int device, bool use_graphs)
     : c_(model.config), n_ctx_(n_ctx), device_(device) {
   check(cudaSetDevice(device_), "cudaSetDevice");
   w_ = cuda::device_weights(model, device_);
@@ -36,6 +39,7 @@ CudaForward::CudaForward(const Model& model, int n_ctx, int device)
     check(cublasCreate(&cublas_), "cublasCreate");
     check(cublasSetStream(cublas_, stream_), "cublasSetStream");
     allocate();
+    graphs_.init(use_graphs, c_.n_embd, c_.n_vocab);
     Reset();
   } catch (...) {
     release();  // the buffers free themselves; the handles do not
@@ -63,6 +67,11 @@ void CudaForward::forward_rows(const ForwardBatch& b) {
     fail(IMP_ERR_UNSUPPORTED, "the CUDA backend keeps row states for at most ", kMaxKeepRows, " rows; the batch has ", T);
   set_device();
   rows_start_ = rows_end_ = -1;
+  if (forward_graphed(b)) {
+    n_past_ = pos0 + T;
+    if (b.keep_row_states) rows_start_ = pos0, rows_end_ = pos0 + T;
+    return;
+  }
   int next_logit = 0;  // index into b.logit_rows
   for (int c0 = 0; c0 < T; c0 += kMaxRows) {
     const int n = std::min(kMaxRows, T - c0);
@@ -270,6 +279,7 @@ size_t CudaForward::lin_bytes() const {
 void CudaForward::release() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
+  graphs_.release();
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
   cublas_ = nullptr;
@@ -282,11 +292,15 @@ void CudaForward::copy_d2d(void* dst, const void* src, size_t bytes) const {
 
 // Rows pos0 .. pos0+n-1 (n <= kMaxRows). Leaves the post-final-norm hidden in xn_.
 void CudaForward::forward_chunk(const int32_t* tokens, int n, int pos0, bool keep) {
-  const int H = c_.n_embd;
-  const float eps = c_.rms_norm_eps;
   mark("embed + first norm");
   check(cudaMemcpyAsync(tokens_.as(), tokens, sizeof(int32_t) * n, cudaMemcpyHostToDevice, stream_), "copying tokens");
-  check(k::elementwise::Embed(w_->embed.data, w_->embed.wtype, H, tokens_.as<int32_t>(), n, x_.as(), stream_), "Embed");
+  main_rows(tokens_.as<int32_t>(), n, pos0, keep);
+}
+
+void CudaForward::main_rows(const int32_t* tokens_dev, int n, int pos0, bool keep) {
+  const int H = c_.n_embd;
+  const float eps = c_.rms_norm_eps;
+  check(k::elementwise::Embed(w_->embed.data, w_->embed.wtype, H, tokens_dev, n, x_.as(), stream_), "Embed");
   check(k::norm::RMSNorm(x_.as(), H, w_->layers[0].input_norm, n, H, eps, xn_.as(), H, stream_), "RMSNorm");
   for (int i = 0; i < c_.n_layer; ++i) {
     const DLayer& L = w_->layers[i];
@@ -306,10 +320,9 @@ void CudaForward::forward_chunk(const int32_t* tokens, int n, int pos0, bool kee
 void CudaForward::mtp(const MtpBatch& b) {
   if (!w_->has_mtp) fail(IMP_ERR_UNSUPPORTED, "the model has no MTP head (no mtp.* tensors)");
   const int T = b.n, H = c_.n_embd;
-  const float eps = c_.rms_norm_eps;
   if (T <= 0 || b.pos0 < 0 || b.pos0 + T > n_ctx_) fail(IMP_ERR_INTERNAL, "MTP batch out of range");
   set_device();
-  const DLayer& L = w_->mtp_layer;
+  if (mtp_graphed(b)) return;
   int next_logit = 0;
   for (int c0 = 0; c0 < T; c0 += kMaxRows) {
     const int n = std::min(kMaxRows, T - c0);
@@ -317,17 +330,7 @@ void CudaForward::mtp(const MtpBatch& b) {
           "copying MTP tokens");
     check(cudaMemcpyAsync(hid_in_.as(), b.hidden + size_t(c0) * H, sizeof(float) * n * H, cudaMemcpyHostToDevice, stream_),
           "copying MTP hidden states");
-    mark("mtp: embed, norms, fc");
-    // cat = [Norm(embed(t_{p+1})) | Norm(h_p)], then x = fc(cat).
-    check(k::elementwise::Embed(w_->embed.data, w_->embed.wtype, H, tokens_.as<int32_t>(), n, x_.as(), stream_), "Embed");
-    check(k::norm::RMSNorm(x_.as(), H, w_->mtp_norm_embed, n, H, eps, cat_.as(), 2 * H, stream_), "RMSNorm");
-    check(k::norm::RMSNorm(hid_in_.as(), H, w_->mtp_norm_hidden, n, H, eps, cat_.as() + H, 2 * H, stream_), "RMSNorm");
-    matmul(w_->mtp_fc, cat_.as(), n, x_.as());
-    check(k::norm::RMSNorm(x_.as(), H, L.input_norm, n, H, eps, xn_.as(), H, stream_), "RMSNorm");
-    full_attention(L, xn_.as(), n, b.pos0 + c0, mtp_kv_, branch_.as());
-    check(k::norm::AddRMSNorm(x_.as(), branch_.as(), L.post_norm, n, H, eps, xn_.as(), stream_), "add + RMSNorm");
-    ffn(L, xn_.as(), n, branch_.as());
-    check(k::norm::AddRMSNorm(x_.as(), branch_.as(), w_->mtp_norm_out, n, H, eps, xn_.as(), stream_), "add + RMSNorm");
+    mtp_rows(tokens_.as<int32_t>(), n, b.pos0 + c0);
     if (b.hidden_out)
       check(cudaMemcpyAsync(b.hidden_out + size_t(c0) * H, xn_.as(), sizeof(float) * n * H, cudaMemcpyDeviceToHost, stream_),
             "copying h_mtp");
@@ -340,6 +343,23 @@ void CudaForward::mtp(const MtpBatch& b) {
   }
   mark(nullptr);
   sync("MTP forward");
+}
+
+void CudaForward::mtp_rows(const int32_t* tokens_dev, int n, int pos0) {
+  const int H = c_.n_embd;
+  const float eps = c_.rms_norm_eps;
+  const DLayer& L = w_->mtp_layer;
+  mark("mtp: embed, norms, fc");
+  // cat = [Norm(embed(t_{p+1})) | Norm(h_p)], then x = fc(cat).
+  check(k::elementwise::Embed(w_->embed.data, w_->embed.wtype, H, tokens_dev, n, x_.as(), stream_), "Embed");
+  check(k::norm::RMSNorm(x_.as(), H, w_->mtp_norm_embed, n, H, eps, cat_.as(), 2 * H, stream_), "RMSNorm");
+  check(k::norm::RMSNorm(hid_in_.as(), H, w_->mtp_norm_hidden, n, H, eps, cat_.as() + H, 2 * H, stream_), "RMSNorm");
+  matmul(w_->mtp_fc, cat_.as(), n, x_.as());
+  check(k::norm::RMSNorm(x_.as(), H, L.input_norm, n, H, eps, xn_.as(), H, stream_), "RMSNorm");
+  full_attention(L, xn_.as(), n, pos0, mtp_kv_, branch_.as());
+  check(k::norm::AddRMSNorm(x_.as(), branch_.as(), L.post_norm, n, H, eps, xn_.as(), stream_), "add + RMSNorm");
+  ffn(L, xn_.as(), n, branch_.as());
+  check(k::norm::AddRMSNorm(x_.as(), branch_.as(), w_->mtp_norm_out, n, H, eps, xn_.as(), stream_), "add + RMSNorm");
 }
 
 }  // namespace cuda

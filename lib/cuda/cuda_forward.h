@@ -1,6 +1,7 @@
 // The CUDA backend's forward pass (ForwardPass over one device and one stream), declared for the files that
-// implement it: cuda_forward.cpp (construction, buffers, state: Forward, rollback, snapshots, the MTP head) and
-// cuda_layers.cpp (the building blocks: matmul, lm_head, attention, DeltaNet, FFN/MoE). Private to lib/cuda.
+// implement it: cuda_forward.cpp (construction, buffers, state: Forward, rollback, snapshots, the MTP head),
+// cuda_layers.cpp (the building blocks: matmul, lm_head, attention, DeltaNet, FFN/MoE) and cuda_graphs.cpp (the
+// CUDA graphs that replay a batch of at most kGraphMaxRows rows: decode, verify, MTP steps). Private to lib/cuda.
 //
 // The computation is that of the CPU reference (lib/cpu/cpu_forward.cpp):
 //   x = embed(tokens)
@@ -11,10 +12,14 @@
 // kMaxRows rows (the layers are causal, so the result is that of one batch). Each call ends with a stream
 // synchronisation, so errors surface in the call that caused them as
 // imp::Error(IMP_ERR_BACKEND, "<what>: <cudaGetErrorString>").
+//
+// Environment: IMP_CUDA_GRAPHS=0, read when a forward pass is constructed, runs every batch eagerly (no CUDA
+// graphs; see cuda_graphs.h). Graphs are on by default and give the same results bit for bit.
 #pragma once
 
 #include "core/error.h"
 #include "cuda/check.h"
+#include "cuda/cuda_graphs.h"
 #include "cuda/device_weights.h"
 #include "cuda/lm_head_fp8.h"
 #include "cuda/phase_timer.h"
@@ -88,7 +93,10 @@ class CudaSnapshot : public StateSnapshot {
 
 class CudaForward final : public ForwardPass {
  public:
+  // Graphs on unless IMP_CUDA_GRAPHS=0.
   CudaForward(const Model& model, int n_ctx, int device);
+  // use_graphs: record and replay small batches as CUDA graphs (tests compare both ways in one process).
+  CudaForward(const Model& model, int n_ctx, int device, bool use_graphs);
 
   ~CudaForward() override { release(); }
 
@@ -110,6 +118,9 @@ class CudaForward final : public ForwardPass {
 
   // imp-bench's per-phase split (phase_timer.h): enable, run forwards, read the totals.
   PhaseTimer& phase_timer() { return timer_; }
+
+  // The recorded CUDA graphs (tests check that they are used and that none failed to record).
+  const StepGraphs& graphs() const { return graphs_; }
 
   void PrefillMtp(const MtpBatch& b) override { mtp(b); }
   void MtpForward(const MtpBatch& b) override { mtp(b); }
@@ -147,6 +158,12 @@ class CudaForward final : public ForwardPass {
   void lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits, int vocab_limit = 0,
                bool low_precision = false);
 
+  // The device part of lm_head: logits of rows_dev[i] of h (m <= kLogitChunk; rows_dev on the device), ids
+  // [0, vocab_limit) only, copied into logits (host, row stride V). Enqueues only (no synchronisation, no host
+  // inputs, no allocation), so that a CUDA graph can record it; the FP8 head must exist when low_precision.
+  void lm_head_rows(const float* h, const int32_t* rows_dev, int m, float* logits, int vocab_limit, bool low_precision);
+
+  // Row t at position pos0 + t, plus *pos0_dev_ while a CUDA graph is being recorded.
   void full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out);
 
   void deltanet(const DLayer& L, const float* xn, int T, LinState& s, bool keep, float* out);
@@ -157,6 +174,16 @@ class CudaForward final : public ForwardPass {
 
   // Rows pos0 .. pos0+n-1 (n <= kMaxRows). Leaves the post-final-norm hidden in xn_.
   void forward_chunk(const int32_t* tokens, int n, int pos0, bool keep);
+  // The same with the tokens already on the device (forward_chunk copies them; a graph has them copied).
+  void main_rows(const int32_t* tokens_dev, int n, int pos0, bool keep);
+
+  // The MTP layer over rows pos0 .. pos0+n-1 (n <= kMaxRows) fed tokens_dev and hid_in_; leaves h_mtp in xn_.
+  void mtp_rows(const int32_t* tokens_dev, int n, int pos0);
+
+  // ---- CUDA graphs (cuda_graphs.cpp): false = not graphed, run the batch eagerly ---------------------------
+
+  bool forward_graphed(const ForwardBatch& b);
+  bool mtp_graphed(const MtpBatch& b);
 
   void mtp(const MtpBatch& b);
 
@@ -170,6 +197,8 @@ class CudaForward final : public ForwardPass {
   cublasHandle_t cublas_ = nullptr;
   // Keys per split-K attention split: fixed per instance so that a row's result does not depend on its batch.
   const int split_keys_ = std::max(128, ((n_ctx_ + kMaxSplits - 1) / kMaxSplits + 31) / 32 * 32);
+  StepGraphs graphs_;
+  const int32_t* pos0_dev_ = nullptr;  // while a graph is recorded: the device copy of the batch's position
   int n_past_ = 0;
   int rows_start_ = -1, rows_end_ = -1;  // positions the kept row states cover
 

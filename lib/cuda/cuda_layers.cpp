@@ -79,10 +79,6 @@ void CudaForward::matmul(const DMat& W, const float* x, int T, float* y) {
 // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H), ids [0, vocab_limit) only.
 void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits, int vocab_limit,
                           bool low_precision) {
-  const int H = c_.n_embd, V = c_.n_vocab;
-  const int Vl = vocab_limit > 0 && vocab_limit < V ? vocab_limit : V;
-  DMat head = w_->lm_head;  // rows [0, Vl) of the row-major head
-  head.rows = Vl;
   if (low_precision && !lm_head_fp8_) lm_head_fp8_ = cuda::lm_head_fp8(w_, stream_);  // once per model and device
   int32_t ids[kLogitChunk];
   for (int i0 = 0; i0 < n_rows; i0 += kLogitChunk) {
@@ -90,22 +86,32 @@ void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int r
     for (int i = 0; i < m; ++i) ids[i] = rows[i0 + i] - row0;
     mark(low_precision ? "lm_head (FP8 draft head)" : "lm_head");
     check(cudaMemcpyAsync(rows_.as(), ids, sizeof(int32_t) * m, cudaMemcpyHostToDevice, stream_), "copying logit rows");
-    check(k::elementwise::GatherRows(h, rows_.as<int32_t>(), m, H, sel_.as(), stream_), "GatherRows");
-    if (low_precision) {  // logits_ (m, Vl)
-      for (int j0 = 0; j0 < m; j0 += k::gemv_fp8::kMaxRows) {
-        const int mj = std::min(k::gemv_fp8::kMaxRows, m - j0);
-        check(k::gemv_fp8::Gemv(lm_head_fp8_->q, lm_head_fp8_->scales, Vl, H, sel_.as() + size_t(j0) * H, mj,
-                                logits_.as() + size_t(j0) * Vl, stream_),
-              "FP8 GEMV (draft head)");
-      }
-    } else {
-      matmul(head, sel_.as(), m, logits_.as());
-    }
-    check(cudaMemcpy2DAsync(logits + size_t(i0) * V, sizeof(float) * V, logits_.as(), sizeof(float) * Vl,
-                            sizeof(float) * Vl, m, cudaMemcpyDeviceToHost, stream_),
-          "copying logits");
+    lm_head_rows(h, rows_.as<int32_t>(), m, logits + size_t(i0) * c_.n_vocab, vocab_limit, low_precision);
     sync("lm_head");  // ids[] and the device buffers are reused by the next chunk
   }
+}
+
+// The device part of lm_head (a CUDA graph records it with rows_dev and logits in its staging).
+void CudaForward::lm_head_rows(const float* h, const int32_t* rows_dev, int m, float* logits, int vocab_limit,
+                               bool low_precision) {
+  const int H = c_.n_embd, V = c_.n_vocab;
+  const int Vl = vocab_limit > 0 && vocab_limit < V ? vocab_limit : V;
+  DMat head = w_->lm_head;  // rows [0, Vl) of the row-major head
+  head.rows = Vl;
+  check(k::elementwise::GatherRows(h, rows_dev, m, H, sel_.as(), stream_), "GatherRows");
+  if (low_precision) {  // logits_ (m, Vl)
+    for (int j0 = 0; j0 < m; j0 += k::gemv_fp8::kMaxRows) {
+      const int mj = std::min(k::gemv_fp8::kMaxRows, m - j0);
+      check(k::gemv_fp8::Gemv(lm_head_fp8_->q, lm_head_fp8_->scales, Vl, H, sel_.as() + size_t(j0) * H, mj,
+                              logits_.as() + size_t(j0) * Vl, stream_),
+            "FP8 GEMV (draft head)");
+    }
+  } else {
+    matmul(head, sel_.as(), m, logits_.as());
+  }
+  check(cudaMemcpy2DAsync(logits, sizeof(float) * V, logits_.as(), sizeof(float) * Vl, sizeof(float) * Vl, m,
+                          cudaMemcpyDeviceToHost, stream_),
+        "copying logits");
 }
 
 void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out) {
@@ -125,6 +131,7 @@ void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int po
   rp.v_cache = cache.v.as();
   rp.T = T;
   rp.pos0 = pos0;
+  rp.pos0_dev = pos0_dev_;
   rp.n_head = c_.n_head;
   rp.n_head_kv = c_.n_head_kv;
   rp.head_dim = c_.head_dim;
@@ -141,6 +148,8 @@ void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int po
   ap.out = attn_.as();
   ap.T = T;
   ap.pos0 = pos0;
+  ap.pos0_dev = pos0_dev_;
+  ap.n_ctx = n_ctx_;
   ap.n_head = c_.n_head;
   ap.n_head_kv = c_.n_head_kv;
   ap.head_dim = c_.head_dim;

@@ -1,0 +1,246 @@
+// CUDA graphs for the small batches (cuda_graphs.h): the graph cache and its staging memory, and the CudaForward
+// paths that record and replay a main-model batch or an MTP batch. What a graph runs is exactly what the eager
+// path runs (main_rows, mtp_rows, lm_head_rows), with the position, tokens and logit rows read from device
+// memory, so the two agree bit for bit.
+#include "cuda/cuda_graphs.h"
+
+#include "cuda/check.h"
+#include "cuda/cuda_forward.h"
+#include "core/log.h"
+
+#include "attention.cuh"
+#include "gemv.cuh"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+namespace imp::cuda {
+
+static_assert(kGraphMaxRows <= kernels::gemv::kMaxRows, "a graphed batch must stay on the GEMV path (no cuBLAS)");
+static_assert(kGraphMaxRows <= kernels::attention::kMaxSplitRows,
+              "a graphed batch must stay on the split-K attention path (the one that reads pos0_dev)");
+static_assert(kGraphMaxRows <= kLogitChunk, "a graphed batch's logits must fit one lm_head pass");
+
+bool cuda_graphs_enabled_by_env() {
+  const char* v = std::getenv("IMP_CUDA_GRAPHS");
+  if (!v) return true;
+  const std::string s(v);
+  return !(s == "0" || s == "off" || s == "OFF" || s == "false" || s == "no");
+}
+
+// ---- the graph cache --------------------------------------------------------------------------------------
+
+void StepGraphs::init(bool enabled, int n_embd, int n_vocab) {
+  release();
+  enabled_ = enabled;
+  if (!enabled) return;
+  graphs_.reserve(kMaxGraphs);
+  const size_t in_bytes = (sizeof(StepInputs) + 255) / 256 * 256;
+  const size_t hidden = size_t(kGraphMaxRows) * n_embd, logits = size_t(kGraphMaxRows) * n_vocab;
+  check(cudaHostAlloc(&pinned_, in_bytes + sizeof(float) * (2 * hidden + logits), cudaHostAllocPortable),
+        "cudaHostAlloc (CUDA graph staging)");
+  in_host_ = new (pinned_) StepInputs();
+  hidden_in_ = reinterpret_cast<float*>(static_cast<char*>(pinned_) + in_bytes);
+  hidden_out_ = hidden_in_ + hidden;
+  logits_out_ = hidden_out_ + hidden;
+  check(cudaMalloc(reinterpret_cast<void**>(&in_dev_), sizeof(StepInputs)), "cudaMalloc (CUDA graph inputs)");
+}
+
+void StepGraphs::copy_inputs(cudaStream_t stream) const {
+  check(cudaMemcpyAsync(in_dev_, in_host_, sizeof(StepInputs), cudaMemcpyHostToDevice, stream),
+        "copying a graph's inputs");
+}
+
+size_t StepGraphs::recorded() const {
+  size_t n = 0;
+  for (const Graph& g : graphs_) n += g.exec != nullptr;
+  return n;
+}
+
+StepGraphs::Graph* StepGraphs::find(const GraphKey& key) {
+  for (Graph& g : graphs_)
+    if (g.key == key) return &g;
+  return nullptr;
+}
+
+void StepGraphs::add(const GraphKey& key) {
+  if (graphs_.size() < size_t(kMaxGraphs)) {
+    graphs_.push_back(Graph{key, nullptr, 0});  // within the reserved capacity: no reallocation
+    return;
+  }
+  // Full: a key seen once and never recorded (a one-off prompt length, say) makes room for the new one.
+  for (Graph& g : graphs_)
+    if (!g.exec && g.failures == 0) {
+      g = Graph{key, nullptr, 0};
+      return;
+    }
+}
+
+void StepGraphs::begin_capture(cudaStream_t stream, const char* what) {
+  // Thread-local mode: another thread's forward pass (its allocations, its own captures) is not disturbed, while
+  // an unsafe call on this thread (a cudaMalloc, a synchronisation) fails the capture instead of going unnoticed.
+  const std::string msg = std::string("starting the CUDA graph capture of ") + what;
+  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), msg.c_str());
+}
+
+void StepGraphs::abandon_capture(cudaStream_t stream) noexcept {
+  cudaGraph_t graph = nullptr;
+  cudaStreamEndCapture(stream, &graph);  // invalidated captures return an error and no graph
+  if (graph) cudaGraphDestroy(graph);
+  cudaGetLastError();  // capture errors are not sticky; leave none behind for the next check
+}
+
+cudaGraphExec_t StepGraphs::end_capture(cudaStream_t stream, const char* what) {
+  cudaGraph_t graph = nullptr;
+  const std::string end_msg = std::string("ending the CUDA graph capture of ") + what;
+  const cudaError_t e = cudaStreamEndCapture(stream, &graph);
+  if (e != cudaSuccess) {
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    check(e, end_msg.c_str());
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t ie = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);  // the executable graph is independent of the graph it came from
+  if (ie != cudaSuccess) {
+    cudaGetLastError();
+    check(ie, (std::string("instantiating the CUDA graph of ") + what).c_str());
+  }
+  return exec;
+}
+
+void StepGraphs::capture_failed(Graph& g, const char* what, const char* message) {
+  g.exec = nullptr;
+  ++g.failures;
+  ++capture_failures_;
+  imp::log(IMP_LOG_WARN, "CUDA graph of ", what, " (", g.key.rows, " rows) could not be recorded (attempt ", g.failures,
+           " of ", kCaptureAttempts, "); the batch runs without a graph: ", message);
+}
+
+void StepGraphs::replay(const Graph& g, cudaStream_t stream, const char* what) {
+  const std::string msg = std::string("CUDA graph of ") + what;
+  check(cudaGraphLaunch(g.exec, stream), msg.c_str());
+  check(cudaStreamSynchronize(stream), msg.c_str());
+}
+
+void StepGraphs::release() noexcept {
+  for (Graph& g : graphs_)
+    if (g.exec) cudaGraphExecDestroy(g.exec);
+  graphs_.clear();
+  if (in_dev_) cudaFree(in_dev_);
+  if (pinned_) cudaFreeHost(pinned_);
+  in_dev_ = nullptr;
+  pinned_ = nullptr;
+  in_host_ = nullptr;
+  hidden_in_ = hidden_out_ = logits_out_ = nullptr;
+  enabled_ = false;
+}
+
+// ---- the forward pass's graphed batches -------------------------------------------------------------------
+
+namespace {
+
+// While a graph is being recorded the forward pass's layers take the position from device memory.
+class DevicePosition {
+ public:
+  DevicePosition(const int32_t*& slot, const int32_t* pos0_dev) : slot_(slot) { slot_ = pos0_dev; }
+  ~DevicePosition() { slot_ = nullptr; }
+  DevicePosition(const DevicePosition&) = delete;
+  DevicePosition& operator=(const DevicePosition&) = delete;
+
+ private:
+  const int32_t*& slot_;
+};
+
+// True when rows are ascending indices into a batch of n rows (what the graph's one lm_head pass assumes).
+bool rows_in_batch(const int32_t* rows, int n_rows, int n) {
+  for (int i = 0; i < n_rows; ++i)
+    if (rows[i] < 0 || rows[i] >= n || (i > 0 && rows[i] <= rows[i - 1])) return false;
+  return true;
+}
+
+}  // namespace
+
+bool CudaForward::forward_graphed(const ForwardBatch& b) {
+  const int T = b.n_tokens, H = c_.n_embd, V = c_.n_vocab;
+  const int n_rows = b.logits ? b.n_logit_rows : 0;
+  if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T))
+    return false;
+  // Argmax ids are derived from the logits on the host (Forward()); ids without logits are not recorded yet.
+  if (b.argmax && !b.logits) return false;
+  GraphKey key;
+  key.kind = GraphKey::Kind::Main;
+  key.rows = T;
+  key.keep_row_states = b.keep_row_states;
+  key.logit_rows = n_rows;
+  key.hidden = b.hidden != nullptr;
+
+  StepInputs& in = graphs_.inputs();
+  in.pos0 = n_past_;
+  std::memcpy(in.tokens, b.tokens, sizeof(int32_t) * T);
+  if (n_rows) std::memcpy(in.logit_rows, b.logit_rows, sizeof(int32_t) * n_rows);
+  const bool ran = graphs_.run(key, stream_, T == 1 ? "a decode step" : "a main-model batch", [&] {
+    DevicePosition at(pos0_dev_, graphs_.pos0_dev());
+    graphs_.copy_inputs(stream_);
+    main_rows(graphs_.tokens_dev(), T, /*pos0=*/0, b.keep_row_states);
+    if (key.hidden)
+      check(cudaMemcpyAsync(graphs_.hidden_out(), xn_.as(), sizeof(float) * T * H, cudaMemcpyDeviceToHost, stream_),
+            "copying hidden states");
+    if (n_rows) lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, graphs_.logits_out(), 0, false);
+  });
+  if (!ran) return false;
+  if (b.hidden) std::memcpy(b.hidden, graphs_.hidden_out(), sizeof(float) * T * H);
+  if (n_rows) std::memcpy(b.logits, graphs_.logits_out(), sizeof(float) * n_rows * V);
+  return true;
+}
+
+bool CudaForward::mtp_graphed(const MtpBatch& b) {
+  const int T = b.n, H = c_.n_embd, V = c_.n_vocab;
+  const int n_rows = b.logits ? b.n_logit_rows : 0;
+  if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T) ||
+      !b.hidden)
+    return false;
+  // The FP8 head is built (allocated, quantised, synchronised) on first use: let the eager path do that.
+  if (n_rows && b.low_precision_head && !lm_head_fp8_) return false;
+  const int Vl = b.vocab_limit > 0 && b.vocab_limit < V ? b.vocab_limit : V;
+  GraphKey key;
+  key.kind = GraphKey::Kind::Mtp;
+  key.rows = T;
+  key.logit_rows = n_rows;
+  key.hidden = b.hidden_out != nullptr;
+  key.vocab_limit = n_rows ? Vl : 0;
+  key.low_precision_head = n_rows && b.low_precision_head;
+
+  StepInputs& in = graphs_.inputs();
+  in.pos0 = b.pos0;
+  std::memcpy(in.tokens, b.tokens, sizeof(int32_t) * T);
+  if (n_rows) std::memcpy(in.logit_rows, b.logit_rows, sizeof(int32_t) * n_rows);
+  std::memcpy(graphs_.hidden_in(), b.hidden, sizeof(float) * T * H);
+  const bool ran = graphs_.run(key, stream_, "an MTP step", [&] {
+    DevicePosition at(pos0_dev_, graphs_.pos0_dev());
+    graphs_.copy_inputs(stream_);
+    check(cudaMemcpyAsync(hid_in_.as(), graphs_.hidden_in(), sizeof(float) * T * H, cudaMemcpyHostToDevice, stream_),
+          "copying MTP hidden states");
+    mtp_rows(graphs_.tokens_dev(), T, /*pos0=*/0);
+    if (key.hidden)
+      check(cudaMemcpyAsync(graphs_.hidden_out(), xn_.as(), sizeof(float) * T * H, cudaMemcpyDeviceToHost, stream_),
+            "copying h_mtp");
+    if (n_rows)
+      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, graphs_.logits_out(), Vl, key.low_precision_head);
+  });
+  if (!ran) return false;
+  if (b.hidden_out) std::memcpy(b.hidden_out, graphs_.hidden_out(), sizeof(float) * T * H);
+  if (n_rows) {  // columns [0, Vl) of each row, as the eager path writes them
+    if (Vl == V) {
+      std::memcpy(b.logits, graphs_.logits_out(), sizeof(float) * n_rows * V);
+    } else {
+      for (int i = 0; i < n_rows; ++i)
+        std::memcpy(b.logits + size_t(i) * V, graphs_.logits_out() + size_t(i) * V, sizeof(float) * Vl);
+    }
+  }
+  return true;
+}
+
+}  // namespace imp::cuda
