@@ -3,7 +3,7 @@
 #   1. configure + build into build-gpu (-DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90), -j16 by default
 #   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
 #   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill, test_cuda_fp8,
-#      test_cuda_quant)
+#      test_cuda_graphs, test_cuda_quant)
 #   4. imp-bench, if it was built and IMP_BENCH_ARGS names a model and prompts (informational)
 # Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
 #   usage: tools/gpu-check.sh            (from the repository root)
@@ -64,6 +64,17 @@ if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_fp8.log"; then
 fi
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |FP8 draft head|acceptance" "$OUT/test_cuda_fp8.log" | tee -a "$OUT/summary.txt"
 
+step "CUDA graphs (test_cuda_graphs: decode/verify/MTP replays equal the eager path bit for bit)"
+if ! "$BUILD/tests/test_cuda_graphs" > "$OUT/test_cuda_graphs.log" 2>&1; then
+  status=1
+  echo "test_cuda_graphs FAILED" | tee -a "$OUT/summary.txt"
+fi
+if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_graphs.log"; then
+  status=1
+  echo "test_cuda_graphs SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
+fi
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |graphs recorded" "$OUT/test_cuda_graphs.log" | tee -a "$OUT/summary.txt"
+
 step "GGUF-quantized weights (test_cuda_quant: Q8_0/Q4_K/Q5_K/Q6_K GEMV, dequantisation, quantized GGUF models)"
 if ! "$BUILD/tests/test_cuda_quant" > "$OUT/test_cuda_quant.log" 2>&1; then
   status=1
@@ -115,6 +126,13 @@ if [ -x "$SAN" ]; then
     echo "memcheck of the FP8 draft head FAILED (see $OUT/memcheck_fp8.log)" | tee -a "$OUT/summary.txt"
   fi
   tail -3 "$OUT/memcheck_fp8.log" | tee -a "$OUT/summary.txt"
+  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
+       "$BUILD/tests/test_cuda_graphs" --gtest_filter='CudaGraphKernels.*:Models/CudaGraphModel.*/tiny_f32' \
+       > "$OUT/memcheck_graphs.log" 2>&1; then
+    status=1
+    echo "memcheck of the CUDA graphs FAILED (see $OUT/memcheck_graphs.log)" | tee -a "$OUT/summary.txt"
+  fi
+  tail -3 "$OUT/memcheck_graphs.log" | tee -a "$OUT/summary.txt"
   if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
        "$BUILD/tests/test_cuda_quant" --gtest_filter='CudaQuantKernels.*:Gguf/CudaQuantModel.*/Dense_q4_k_m' \
        > "$OUT/memcheck_quant.log" 2>&1; then
