@@ -4,6 +4,8 @@
 //
 // A format F provides
 //   Raw                              the lane's bytes of one chunk of one row, as loaded (registers)
+//   kPartialChunks                   whether a row's last chunk can extend past its end (then load gives zeros
+//                                    and the activations there are not read)
 //   load(row, chunk, lane, cols)     its loads; chunks past the row's end (Q8_0 only) load as zeros
 //   dequant<kExact>(raw, lane, w)    w[0..3] = values at group_offset(lane, 0) + 0..3 of the chunk, w[4..7] at
 //                                    group_offset(lane, 1) + 0..3; kExact: the CPU's roundings (no fused mul-add)
@@ -60,21 +62,25 @@ __device__ __forceinline__ void scale_sub4(uint32_t q, float d, float m, float* 
   w[3] = scale_sub<kExact>(d, byte_minus<3>(q, k2p23), m);
 }
 
-// Scale and min of sub-block s (0..7) of a Q4_K / Q5_K block (ggml's get_scale_min_k4) from its 12 scale bytes
-// (s0 = bytes 0..3, s1 = 4..7, s2 = 8..11), times d and dmin as the CPU computes them.
-__device__ __forceinline__ void scale_min_k4(uint32_t s0, uint32_t s1, uint32_t s2, int s, float d, float dmin,
-                                             float& ds, float& dm) {
-  const int b = 8 * (s & 3);
+// Scales and mins of sub-blocks 2j and 2j + 1 of a Q4_K / Q5_K block (ggml's get_scale_min_k4, both at once, two
+// bytes per word) from its 12 scale bytes (s0 = bytes 0..3, s1 = 4..7, s2 = 8..11), times d and dmin as the CPU
+// computes them: sub-block s < 4 keeps 6 bits in byte s of s0 (scale) and s1 (min); s >= 4 keeps the low 4 bits
+// in byte s - 4 of s2 (scale low nibble, min high nibble) and the high 2 bits in the top of byte s - 4 of s0 / s1.
+__device__ __forceinline__ void scale_min_pair(uint32_t s0, uint32_t s1, uint32_t s2, int j, float d, float dmin,
+                                               float& d1, float& m1, float& d2, float& m2) {
+  const int sh = 16 * (j & 1);
   uint32_t sc, m;
-  if (s < 4) {
-    sc = (s0 >> b) & 63u;
-    m = (s1 >> b) & 63u;
+  if (j < 2) {
+    sc = (s0 >> sh) & 0x3F3Fu;
+    m = (s1 >> sh) & 0x3F3Fu;
   } else {
-    sc = ((s2 >> b) & 0xFu) | (((s0 >> (b + 6)) & 3u) << 4);
-    m = ((s2 >> (b + 4)) & 0xFu) | (((s1 >> (b + 6)) & 3u) << 4);
+    sc = ((s2 >> sh) & 0x0F0Fu) | ((s0 >> (sh + 2)) & 0x3030u);
+    m = ((s2 >> (sh + 4)) & 0x0F0Fu) | ((s1 >> (sh + 2)) & 0x3030u);
   }
-  ds = __fmul_rn(d, float(sc));
-  dm = __fmul_rn(dmin, float(m));
+  d1 = __fmul_rn(d, byte_minus<0>(sc, k2p23));
+  d2 = __fmul_rn(d, byte_minus<1>(sc, k2p23));
+  m1 = __fmul_rn(dmin, byte_minus<0>(m, k2p23));
+  m2 = __fmul_rn(dmin, byte_minus<1>(m, k2p23));
 }
 
 // ---- the formats ---------------------------------------------------------------------------------------------
@@ -83,6 +89,7 @@ __device__ __forceinline__ void scale_min_k4(uint32_t s0, uint32_t s1, uint32_t 
 // block 8c + 4 + b (run 1); so run g starts at 128g + 4 * lane.
 struct BlockQ8_0 {
   static constexpr int kBytes = 34;
+  static constexpr bool kPartialChunks = true;  // a row's last chunk may hold fewer than 8 blocks
   struct Raw {
     uint32_t d0, q0, d1, q1;
   };
@@ -122,6 +129,7 @@ struct BlockQ8_0 {
 // (sub-block 2j, run 0), their high nibbles values 64j + 32 + 4i + 0..3 (sub-block 2j + 1, run 1).
 struct BlockQ4_K {
   static constexpr int kBytes = 144;
+  static constexpr bool kPartialChunks = false;
   struct Raw {
     uint4 head;  // d, dmin, scales[12]
     uint32_t qs;
@@ -136,8 +144,7 @@ struct BlockQ4_K {
     const int j = lane >> 3;
     const float d = f16_lo(r.head.x), dmin = f16_lo(r.head.x >> 16);
     float d1, m1, d2, m2;
-    scale_min_k4(r.head.y, r.head.z, r.head.w, 2 * j, d, dmin, d1, m1);
-    scale_min_k4(r.head.y, r.head.z, r.head.w, 2 * j + 1, d, dmin, d2, m2);
+    scale_min_pair(r.head.y, r.head.z, r.head.w, j, d, dmin, d1, m1, d2, m2);
     scale_sub4<kExact>(r.qs & 0x0F0F0F0Fu, d1, m1, w);
     scale_sub4<kExact>((r.qs >> 4) & 0x0F0F0F0Fu, d2, m2, w + 4);
   }
@@ -146,6 +153,7 @@ struct BlockQ4_K {
 // Q5_K: as Q4_K, plus qh bytes 4i .. 4i+3, whose bits 2j and 2j + 1 are the fifth bits of the two runs.
 struct BlockQ5_K {
   static constexpr int kBytes = 176;
+  static constexpr bool kPartialChunks = false;
   struct Raw {
     uint4 head;  // d, dmin, scales[12]
     uint32_t qh, qs;
@@ -160,8 +168,7 @@ struct BlockQ5_K {
     const int j = lane >> 3;
     const float d = f16_lo(r.head.x), dmin = f16_lo(r.head.x >> 16);
     float d1, m1, d2, m2;
-    scale_min_k4(r.head.y, r.head.z, r.head.w, 2 * j, d, dmin, d1, m1);
-    scale_min_k4(r.head.y, r.head.z, r.head.w, 2 * j + 1, d, dmin, d2, m2);
+    scale_min_pair(r.head.y, r.head.z, r.head.w, j, d, dmin, d1, m1, d2, m2);
     const uint32_t lo = (r.qs & 0x0F0F0F0Fu) | (((r.qh >> (2 * j)) & 0x01010101u) << 4);
     const uint32_t hi = ((r.qs >> 4) & 0x0F0F0F0Fu) | (((r.qh >> (2 * j + 1)) & 0x01010101u) << 4);
     scale_sub4<kExact>(lo, d1, m1, w);
@@ -173,6 +180,7 @@ struct BlockQ5_K {
 // ql[64h + 32p + l]) and q = p + 2 (run 1: their high nibbles); run g starts at 128h + 32p + 64g + 4i.
 struct BlockQ6_K {
   static constexpr int kBytes = 210;
+  static constexpr bool kPartialChunks = false;
   struct Raw {
     uint32_t ql, qh;
     int sc0, sc1;  // int8 scales of the two runs
@@ -230,7 +238,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t* const (&rows)[R], const 
 #pragma unroll
       for (int r = 0; r < R; ++r) F::template dequant<false>(raw[u][r], lane, w[r]);
       const int off0 = c * kChunk + F::group_offset(lane, 0), off1 = c * kChunk + F::group_offset(lane, 1);
-      const bool in0 = off0 < cols, in1 = off1 < cols;  // false only in a Q8_0 row's last chunk
+      const bool in0 = !F::kPartialChunks || off0 < cols, in1 = !F::kPartialChunks || off1 < cols;
 #pragma unroll
       for (int t = 0; t < T; ++t) {
         const float* xt = x + size_t(t) * x_stride;
