@@ -67,7 +67,7 @@ __global__ void RecurrentKernel(const float* __restrict__ conv_out, const float*
                                 const float* __restrict__ dt_bias, int T, Dims dm, float* __restrict__ S_all,
                                 float* __restrict__ o, float* __restrict__ row_S) {
   extern __shared__ float smem[];
-  const int j = blockIdx.x, dk = dm.dk, dv = dm.dv, HV = dm.HV, kh = j / (HV / dm.HK), conv_dim = dm.conv_dim();
+  const int j = blockIdx.x, dk = dm.dk, dv = dm.dv, HV = dm.HV, kh = dm.key_head(j), conv_dim = dm.conv_dim();
   float* S = smem;
   float* q = S + size_t(dk) * dv;
   float* k = q + dk;
@@ -132,7 +132,7 @@ __global__ void __launch_bounds__(128) RecurrentColumnsKernel(const float* __res
   __shared__ float norms[4][2];   // per-warp partial |q|^2, |k|^2
   __shared__ float part[2][4][32];  // per-warp partial u, o of each column
   const int j = blockIdx.x, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  const int dv = dm.dv, HV = dm.HV, kh = j / (HV / dm.HK), conv_dim = dm.conv_dim();
+  const int dv = dm.dv, HV = dm.HV, kh = dm.key_head(j), conv_dim = dm.conv_dim();
   const int d = blockIdx.y * 32 + lane;
   const bool live = d < dv;
   float* Sg = S_all + size_t(j) * DK * dv;

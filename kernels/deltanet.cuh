@@ -24,7 +24,11 @@ namespace imp::kernels::deltanet {
 
 struct Dims {
   int HK = 0, HV = 0, dk = 0, dv = 0, K = 4;
+  // Value head j reads key head j / (HV/HK) (Hugging Face order) or, with tiled, j % HK (llama.cpp's Qwen3.5
+  // GGUFs reorder the value heads "grouped -> tiled"; model/weights.h DeltaNetWeights::v_heads_tiled).
+  bool tiled = false;
   IMP_HOST_DEVICE int conv_dim() const { return 2 * HK * dk + HV * dv; }
+  IMP_HOST_DEVICE int key_head(int j) const { return tiled ? j % HK : j / (HV / HK); }
 };
 
 cudaError_t Unfuse(const float* qkvz, const float* ba, int T, Dims d, float* mixed, float* z, float* b, float* a,

@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kPrepThreads) ChunkPrepareKernel(const float* 
   extern __shared__ float smem[];
   constexpr int CS = kChunk + 1;  // row stride of the (kChunk, kChunk) matrices
   const int c = blockIdx.x, j = blockIdx.y;
-  const int dk = dm.dk, dv = dm.dv, HV = dm.HV, kh = j / (HV / dm.HK), conv_dim = dm.conv_dim();
+  const int dk = dm.dk, dv = dm.dv, HV = dm.HV, kh = dm.key_head(j), conv_dim = dm.conv_dim();
   const int c0 = c * kChunk, n = min(kChunk, T - c0);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int ks = dk + 1;                   // odd for even dk: a warp reading one column of 32 rows hits 32 banks

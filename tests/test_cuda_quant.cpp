@@ -13,7 +13,7 @@
 //     - FillRandomBlocks: every byte written, reproducible from the seed, dequantises (CPU) to finite values
 //       spread over about [-scale, scale]
 //   Models: tiny Qwen3.5 dense and MoE checkpoints converted to GGUF Q8_0 and Q4_K_M (the converter of
-//   test_gguf.cpp; HK = HV, since the CUDA backend does not read GGUF's tiled value heads yet), the CUDA backend
+//   test_gguf.cpp; HK = HV, and HK < HV whose value heads the converter stores tiled), the CUDA backend
 //   against the CPU backend on the same file: logits at all 40 prompt positions (a prefill of more than 16 rows:
 //   dequantise + cuBLAS) within 2e-2 x max|logit|, decode after prefill (the GEMV path), MTP logits, and greedy MTP
 //   decoding k = 1..4 = plain greedy decoding (C API, CUDA backend).
@@ -405,14 +405,16 @@ constexpr double kModelTol = 2e-2;  // x max |CPU|
 struct QuantCase {
   bool moe;
   const char* type;  // the converter's type name
+  int v_heads = 2;   // 2 = HK; 4: HK < HV, which a Qwen3.5 GGUF stores with the value heads tiled
 };
-void PrintTo(const QuantCase& q, std::ostream* os) { *os << (q.moe ? "MoE " : "dense ") << q.type; }
+void PrintTo(const QuantCase& q, std::ostream* os) {
+  *os << (q.moe ? "MoE " : "dense ") << q.type << (q.v_heads > 2 ? " tiled" : "");
+}
 
-// The GGUF file of a case, converted once per process. Dimensions as test_gguf.cpp's (rows of 256 values), but
-// HK = HV: Qwen3.5 GGUFs with HK < HV store the value heads tiled, which the CUDA backend refuses for now.
+// The GGUF file of a case, converted once per process. Dimensions as test_gguf.cpp's (rows of 256 values).
 std::string gguf_path(const QuantCase& q) {
   static std::map<std::string, std::unique_ptr<TempDir>> dirs;
-  const std::string key = std::string(q.moe ? "moe_" : "dense_") + q.type;
+  const std::string key = std::string(q.moe ? "moe_" : "dense_") + q.type + std::to_string(q.v_heads);
   auto& dir = dirs[key];
   if (!dir) {
     dir = std::make_unique<TempDir>();
@@ -425,7 +427,7 @@ std::string gguf_path(const QuantCase& q) {
     o.n_kv = 1;
     o.head_dim = 128;
     o.k_heads = 2;
-    o.v_heads = 2;
+    o.v_heads = q.v_heads;
     o.k_dim = 32;
     o.v_dim = 64;
     o.ff = 256;
@@ -581,9 +583,11 @@ TEST_P(CudaQuantModel, GreedyMtpParity) {
 
 INSTANTIATE_TEST_SUITE_P(Gguf, CudaQuantModel,
                          ::testing::Values(QuantCase{false, "q8_0"}, QuantCase{false, "q4_k_m"}, QuantCase{true, "q8_0"},
-                                           QuantCase{true, "q4_k_m"}),
+                                           QuantCase{true, "q4_k_m"}, QuantCase{false, "q4_k_m", 4},
+                                           QuantCase{true, "q8_0", 4}),
                          [](const ::testing::TestParamInfo<QuantCase>& i) {
-                           return std::string(i.param.moe ? "Moe_" : "Dense_") + i.param.type;
+                           return std::string(i.param.moe ? "Moe_" : "Dense_") + i.param.type +
+                                  (i.param.v_heads > 2 ? "_tiled" : "");
                          });
 
 // Without a GPU the quantized GGUF loads and runs on the CPU as before; the CUDA backend, when present, takes it.

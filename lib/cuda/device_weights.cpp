@@ -176,7 +176,7 @@ void plan_layer(Uploader& u, const ModelConfig& c, const LayerWeights& L, DLayer
     u.vec(d.k_norm, L.attn.k_norm);
   } else {
     const DeltaNetWeights& w = L.lin;
-    if (tiled_heads(w)) fail(IMP_ERR_UNSUPPORTED, "the CUDA backend does not read tiled DeltaNet value heads (GGUF) yet");
+    d.tiled = tiled_heads(w);
     d.fused = w.fused;
     if (w.fused) {
       u.mat(d.qkvz, w.qkvz, "in_proj_qkvz");

@@ -29,6 +29,7 @@ struct DLayer {
   const float* k_norm = nullptr;      // (hd) 1 + w
   // Gated DeltaNet.
   bool fused = false;
+  bool tiled = false;                 // value heads tiled (llama.cpp Qwen3.5 GGUF): value head j reads key head j % HK
   DMat qkv, z, b, a;                  // split (Qwen3.5): (conv_dim, H), (HV*dv, H), (HV, H), (HV, H)
   DMat qkvz, ba;                      // fused (Qwen3-Next): (2*HK*dk + 2*HV*dv, H), (2*HV, H)
   DMat out;                           // (H, HV*dv)
