@@ -184,7 +184,13 @@ class CpuForward : public ForwardPass {
     add(x, branch);
     cpu::rms_norm_rows(pool_, x.data(), m.norm_out.data(), T, H, c_.rms_norm_eps, xn.data());
     if (b.hidden_out) std::memcpy(b.hidden_out, xn.data(), sizeof(float) * T * H);
-    lm_head(xn.data(), b.logit_rows, b.n_logit_rows, b.logits, b.vocab_limit);
+    // vocab_limit packs the rows at stride Vl (see lm_head).
+    const int Vl = b.vocab_limit > 0 && b.vocab_limit < c_.n_vocab ? b.vocab_limit : c_.n_vocab;
+    std::vector<float> own_logits(b.argmax && !b.logits ? size_t(b.n_logit_rows) * Vl : 0);
+    float* logits = b.logits ? b.logits : own_logits.empty() ? nullptr : own_logits.data();
+    lm_head(xn.data(), b.logit_rows, b.n_logit_rows, logits, b.vocab_limit);
+    if (b.argmax)
+      for (int i = 0; i < b.n_logit_rows; ++i) b.argmax[i] = argmax(logits + size_t(i) * Vl, Vl);
   }
 
   const Model& m_;

@@ -3,7 +3,6 @@
 #include "cuda/cuda_forward.h"
 
 #include "cuda/cuda_device.h"
-#include "engine/sampler.h"
 
 #include "attention.cuh"
 #include "deltanet_chunked.cuh"
@@ -47,20 +46,7 @@ CudaForward::CudaForward(const Model& model, int n_ctx, int device, bool use_gra
   }
 }
 
-void CudaForward::Forward(const ForwardBatch& batch) {
-  // Argmax requests: computed from logits on the host for now.
-  std::vector<float> own_logits;
-  ForwardBatch b = batch;
-  if (b.argmax && !b.logits) {
-    own_logits.resize(size_t(b.n_logit_rows) * c_.n_vocab);
-    b.logits = own_logits.data();
-  }
-  forward_rows(b);
-  if (b.argmax)
-    for (int i = 0; i < b.n_logit_rows; ++i) b.argmax[i] = argmax(b.logits + size_t(i) * c_.n_vocab, c_.n_vocab);
-}
-
-void CudaForward::forward_rows(const ForwardBatch& b) {
+void CudaForward::Forward(const ForwardBatch& b) {
   const int T = b.n_tokens, H = c_.n_embd, pos0 = n_past_;
   if (T <= 0 || pos0 + T > n_ctx_) fail(IMP_ERR_INTERNAL, "Forward called with ", T, " tokens at position ", pos0);
   if (b.keep_row_states && T > kMaxKeepRows)
@@ -82,8 +68,10 @@ void CudaForward::forward_rows(const ForwardBatch& b) {
             "copying hidden states");
     int end = next_logit;
     while (end < b.n_logit_rows && b.logit_rows[end] < c0 + n) ++end;
-    if (b.logits && end > next_logit)
-      lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0, b.logits + size_t(next_logit) * c_.n_vocab);
+    if ((b.logits || b.argmax) && end > next_logit)
+      lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0,
+              b.logits ? b.logits + size_t(next_logit) * c_.n_vocab : nullptr, 0, false,
+              b.argmax ? b.argmax + next_logit : nullptr);
     next_logit = end;
     n_past_ = pos0 + c0 + n;
   }
@@ -235,6 +223,7 @@ void CudaForward::allocate() {
   }
   sel_ = f(size_t(kLogitChunk) * H);
   logits_ = f(size_t(kLogitChunk) * V);
+  argmax_ = DevBuf(sizeof(int32_t) * kLogitChunk);
   conv16_ = DevBuf(size_t(R) * std::max(w_->max_cols, 1) * 2 * 2);  // hi and lo parts
   if (w_->max_quant_elems)  // at least one row of the widest matrix, so that a slice is never empty
     dequant_ = DevBuf(std::min(w_->max_quant_elems, std::max(kMaxDequantElems, size_t(w_->max_cols))) * 2);
@@ -336,9 +325,10 @@ void CudaForward::mtp(const MtpBatch& b) {
             "copying h_mtp");
     int end = next_logit;
     while (end < b.n_logit_rows && b.logit_rows[end] < c0 + n) ++end;
-    if (b.logits && end > next_logit)
-      lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0, b.logits + size_t(next_logit) * c_.n_vocab,
-              b.vocab_limit, b.low_precision_head);
+    if ((b.logits || b.argmax) && end > next_logit)
+      lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0,
+              b.logits ? b.logits + size_t(next_logit) * c_.n_vocab : nullptr, b.vocab_limit, b.low_precision_head,
+              b.argmax ? b.argmax + next_logit : nullptr);
     next_logit = end;
   }
   mark(nullptr);

@@ -146,22 +146,22 @@ class CudaForward final : public ForwardPass {
 
   // ---- building blocks -----------------------------------------------------------------------------------
 
-  // Forward() once argmax requests are turned into logits.
-  void forward_rows(const ForwardBatch& b);
-
   // y (T, W.rows) = x (T, W.cols) @ W^T.
   void matmul(const DMat& W, const float* x, int T, float* y);
 
   // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H): only ids [0, vocab_limit) are
   // computed and written (0 = all; the row stride stays V). low_precision: from the FP8 copy of the head
   // (lm_head_fp8.h, built on first use), for the draft head (MtpBatch::low_precision_head).
+  // argmax (n_rows), if not null: each row's largest logit's id over [0, vocab_limit), found on the device; logits
+  // may then be null (only the ids cross the bus).
   void lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits, int vocab_limit = 0,
-               bool low_precision = false);
+               bool low_precision = false, int32_t* argmax = nullptr);
 
   // The device part of lm_head: logits of rows_dev[i] of h (m <= kLogitChunk; rows_dev on the device), ids
   // [0, vocab_limit) only, copied into logits (host, row stride V). Enqueues only (no synchronisation, no host
   // inputs, no allocation), so that a CUDA graph can record it; the FP8 head must exist when low_precision.
-  void lm_head_rows(const float* h, const int32_t* rows_dev, int m, float* logits, int vocab_limit, bool low_precision);
+  void lm_head_rows(const float* h, const int32_t* rows_dev, int m, float* logits, int vocab_limit, bool low_precision,
+                    int32_t* argmax = nullptr);
 
   // Row t at position pos0 + t, plus *pos0_dev_ while a CUDA graph is being recorded.
   void full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out);
@@ -220,6 +220,7 @@ class CudaForward final : public ForwardPass {
   DevBuf moe_offsets_, moe_sorted_;      // int32 (E + 1), int32 (R * k): the slots grouped by expert
   DevBuf cat_, hid_in_;                  // MTP (R, 2H), (R, H)
   DevBuf sel_, logits_;                  // (kLogitChunk, H), (kLogitChunk, V)
+  DevBuf argmax_;                        // int32 (kLogitChunk): device argmax of logits_ rows
   DevBuf conv16_;                        // 2 x (R, max cols) 16-bit activations (hi, lo) for cuBLAS
   DevBuf dequant_;                       // F16 (min(largest quantized matrix, kMaxDequantElems)) or none: the
                                          // quantized weights of a matmul above 16 rows, dequantised for cuBLAS

@@ -165,17 +165,19 @@ bool rows_in_batch(const int32_t* rows, int n_rows, int n) {
 
 bool CudaForward::forward_graphed(const ForwardBatch& b) {
   const int T = b.n_tokens, H = c_.n_embd, V = c_.n_vocab;
-  const int n_rows = b.logits ? b.n_logit_rows : 0;
+  // Ids only (greedy) or logits only: a batch asking for both runs eagerly.
+  if (b.argmax && b.logits) return false;
+  const bool ids = b.argmax != nullptr;
+  const int n_rows = b.logits || ids ? b.n_logit_rows : 0;
   if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T))
     return false;
-  // Argmax ids are derived from the logits on the host (Forward()); ids without logits are not recorded yet.
-  if (b.argmax && !b.logits) return false;
   GraphKey key;
   key.kind = GraphKey::Kind::Main;
   key.rows = T;
   key.keep_row_states = b.keep_row_states;
   key.logit_rows = n_rows;
   key.hidden = b.hidden != nullptr;
+  key.argmax = ids;
 
   StepInputs& in = graphs_.inputs();
   in.pos0 = n_past_;
@@ -188,17 +190,22 @@ bool CudaForward::forward_graphed(const ForwardBatch& b) {
     if (key.hidden)
       check(cudaMemcpyAsync(graphs_.hidden_out(), xn_.as(), sizeof(float) * T * H, cudaMemcpyDeviceToHost, stream_),
             "copying hidden states");
-    if (n_rows) lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, graphs_.logits_out(), 0, false);
+    if (n_rows)
+      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, ids ? nullptr : graphs_.logits_out(), 0, false,
+                   ids ? graphs_.argmax_out() : nullptr);
   });
   if (!ran) return false;
   if (b.hidden) std::memcpy(b.hidden, graphs_.hidden_out(), sizeof(float) * T * H);
-  if (n_rows) std::memcpy(b.logits, graphs_.logits_out(), sizeof(float) * n_rows * V);
+  if (n_rows && ids) std::memcpy(b.argmax, graphs_.argmax_out(), sizeof(int32_t) * n_rows);
+  else if (n_rows) std::memcpy(b.logits, graphs_.logits_out(), sizeof(float) * n_rows * V);
   return true;
 }
 
 bool CudaForward::mtp_graphed(const MtpBatch& b) {
   const int T = b.n, H = c_.n_embd, V = c_.n_vocab;
-  const int n_rows = b.logits ? b.n_logit_rows : 0;
+  if (b.argmax && b.logits) return false;
+  const bool ids = b.argmax != nullptr;
+  const int n_rows = b.logits || ids ? b.n_logit_rows : 0;
   if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T) ||
       !b.hidden)
     return false;
@@ -212,6 +219,7 @@ bool CudaForward::mtp_graphed(const MtpBatch& b) {
   key.hidden = b.hidden_out != nullptr;
   key.vocab_limit = n_rows ? Vl : 0;
   key.low_precision_head = n_rows && b.low_precision_head;
+  key.argmax = ids;
 
   StepInputs& in = graphs_.inputs();
   in.pos0 = b.pos0;
@@ -228,11 +236,14 @@ bool CudaForward::mtp_graphed(const MtpBatch& b) {
       check(cudaMemcpyAsync(graphs_.hidden_out(), xn_.as(), sizeof(float) * T * H, cudaMemcpyDeviceToHost, stream_),
             "copying h_mtp");
     if (n_rows)
-      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, graphs_.logits_out(), Vl, key.low_precision_head);
+      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, ids ? nullptr : graphs_.logits_out(), Vl,
+                   key.low_precision_head, ids ? graphs_.argmax_out() : nullptr);
   });
   if (!ran) return false;
   if (b.hidden_out) std::memcpy(b.hidden_out, graphs_.hidden_out(), sizeof(float) * T * H);
-  if (n_rows) {  // columns [0, Vl) of each row, as the eager path writes them
+  if (n_rows && ids) {
+    std::memcpy(b.argmax, graphs_.argmax_out(), sizeof(int32_t) * n_rows);
+  } else if (n_rows) {  // columns [0, Vl) of each row, as the eager path writes them
     if (Vl == V) {
       std::memcpy(b.logits, graphs_.logits_out(), sizeof(float) * n_rows * V);
     } else {

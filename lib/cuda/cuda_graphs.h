@@ -45,9 +45,11 @@ struct GraphKey {
   bool hidden = false;              // the hidden states are copied out (main: hidden, MTP: hidden_out)
   int vocab_limit = 0;              // MTP: logit columns computed (V = all; 0 when no logits are asked for)
   bool low_precision_head = false;  // MTP: the FP8 copy of the lm_head
+  bool argmax = false;              // the logit rows' argmax ids are copied out instead of their logits
   bool operator==(const GraphKey& o) const {
     return kind == o.kind && rows == o.rows && keep_row_states == o.keep_row_states && logit_rows == o.logit_rows &&
-           hidden == o.hidden && vocab_limit == o.vocab_limit && low_precision_head == o.low_precision_head;
+           hidden == o.hidden && vocab_limit == o.vocab_limit && low_precision_head == o.low_precision_head &&
+           argmax == o.argmax;
   }
 };
 
@@ -77,6 +79,8 @@ class StepGraphs {
   float* hidden_in() { return hidden_in_; }    // (kGraphMaxRows, H) MTP input hidden states
   float* hidden_out() { return hidden_out_; }  // (kGraphMaxRows, H)
   float* logits_out() { return logits_out_; }  // (kGraphMaxRows, V), row stride V
+  // The argmax ids of a batch that asks for ids instead of logits: the start of the (then unused) logits staging.
+  int32_t* argmax_out() { return reinterpret_cast<int32_t*>(logits_out_); }
   // Enqueues the copy of inputs() to its device twin (the first node of every graph), and the device addresses
   // of the twin's fields, which the graph's kernels read.
   void copy_inputs(cudaStream_t stream) const;

@@ -18,6 +18,7 @@
 #include "norm.cuh"
 #include "quant_gemv.cuh"
 #include "rope.cuh"
+#include "sampling.cuh"
 
 #include <cmath>
 
@@ -78,7 +79,7 @@ void CudaForward::matmul(const DMat& W, const float* x, int T, float* y) {
 
 // logits (n_rows, V) on the host for rows[i] - row0 of h (device, rows of H), ids [0, vocab_limit) only.
 void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int row0, float* logits, int vocab_limit,
-                          bool low_precision) {
+                          bool low_precision, int32_t* argmax) {
   if (low_precision && !lm_head_fp8_) lm_head_fp8_ = cuda::lm_head_fp8(w_, stream_);  // once per model and device
   int32_t ids[kLogitChunk];
   for (int i0 = 0; i0 < n_rows; i0 += kLogitChunk) {
@@ -86,14 +87,15 @@ void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int r
     for (int i = 0; i < m; ++i) ids[i] = rows[i0 + i] - row0;
     mark(low_precision ? "lm_head (FP8 draft head)" : "lm_head");
     check(cudaMemcpyAsync(rows_.as(), ids, sizeof(int32_t) * m, cudaMemcpyHostToDevice, stream_), "copying logit rows");
-    lm_head_rows(h, rows_.as<int32_t>(), m, logits + size_t(i0) * c_.n_vocab, vocab_limit, low_precision);
+    lm_head_rows(h, rows_.as<int32_t>(), m, logits ? logits + size_t(i0) * c_.n_vocab : nullptr, vocab_limit,
+                 low_precision, argmax ? argmax + i0 : nullptr);
     sync("lm_head");  // ids[] and the device buffers are reused by the next chunk
   }
 }
 
 // The device part of lm_head (a CUDA graph records it with rows_dev and logits in its staging).
 void CudaForward::lm_head_rows(const float* h, const int32_t* rows_dev, int m, float* logits, int vocab_limit,
-                               bool low_precision) {
+                               bool low_precision, int32_t* argmax) {
   const int H = c_.n_embd, V = c_.n_vocab;
   const int Vl = vocab_limit > 0 && vocab_limit < V ? vocab_limit : V;
   DMat head = w_->lm_head;  // rows [0, Vl) of the row-major head
@@ -109,9 +111,14 @@ void CudaForward::lm_head_rows(const float* h, const int32_t* rows_dev, int m, f
   } else {
     matmul(head, sel_.as(), m, logits_.as());
   }
-  check(cudaMemcpy2DAsync(logits, sizeof(float) * V, logits_.as(), sizeof(float) * Vl, sizeof(float) * Vl, m,
-                          cudaMemcpyDeviceToHost, stream_),
-        "copying logits");
+  if (argmax) {  // greedy: m ids cross the bus instead of m x Vl logits
+    check(k::sampling::Argmax(logits_.as(), m, Vl, argmax_.as<int32_t>(), stream_), "argmax");
+    check(cudaMemcpyAsync(argmax, argmax_.as(), sizeof(int32_t) * m, cudaMemcpyDeviceToHost, stream_), "copying argmax");
+  }
+  if (logits)
+    check(cudaMemcpy2DAsync(logits, sizeof(float) * V, logits_.as(), sizeof(float) * Vl, sizeof(float) * Vl, m,
+                            cudaMemcpyDeviceToHost, stream_),
+          "copying logits");
 }
 
 void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out) {
@@ -174,6 +181,7 @@ void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s,
   d.dk = c_.lin_k_dim;
   d.dv = c_.lin_v_dim;
   d.K = c_.lin_conv_kernel;
+  d.tiled = L.tiled;
   mark("deltanet: in projections");
   if (L.fused) {
     matmul(L.qkvz, xn, T, proj1_.as());

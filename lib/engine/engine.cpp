@@ -36,7 +36,8 @@ void Engine::record_fed(const int32_t* tokens, int n, const float* hidden) {
   if (has_mtp()) pending_hidden_.insert(pending_hidden_.end(), hidden, hidden + size_t(n) * H_);
 }
 
-void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float* last_hidden, double* ms) {
+void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float* last_hidden, double* ms,
+                          int32_t* last_argmax) {
   const int first = mtp_valid_, n = end - first, P = int(tokens_.size());
   if (n <= 0) return;
   auto t0 = Clock::now();
@@ -50,8 +51,9 @@ void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float
   b.n = n;
   b.pos0 = first;
   b.logit_rows = &last_row;
-  b.n_logit_rows = last_logits ? 1 : 0;
+  b.n_logit_rows = last_logits || last_argmax ? 1 : 0;
   b.logits = last_logits;
+  b.argmax = last_argmax;
   b.hidden_out = last_hidden ? h_out.data() : nullptr;
   b.vocab_limit = draft_vocab();
   b.low_precision_head = draft_head_fp8_;  // only the last row's logits are asked for: a draft
@@ -107,9 +109,13 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
   const int P = n_past();
   draft_tokens_.assign(k, -1);
   draft_dists_.assign(sampling().greedy() ? 0 : k, {});
-  std::vector<float> logits(V_), h(H_), h_next(H_);
+  // Greedy drafts need the argmax of each step only (found on the device by the CUDA backend).
+  const bool greedy = sampling().greedy();
+  std::vector<float> logits(greedy ? 0 : V_), h(H_), h_next(H_);
+  int32_t id = -1;
   double unused = 0;
-  run_mtp_rows(P, last, logits.data(), h.data(), &unused);  // step 1: row P-1 (and any pending rows before it)
+  run_mtp_rows(P, last, greedy ? nullptr : logits.data(), h.data(), &unused,
+               greedy ? &id : nullptr);  // step 1: row P-1 (and any pending rows before it)
   for (int j = 0; j < k; ++j) {
     if (j > 0) {
       int32_t row0 = 0;
@@ -120,7 +126,8 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
       b.pos0 = P - 1 + j;
       b.logit_rows = &row0;
       b.n_logit_rows = 1;
-      b.logits = logits.data();
+      b.logits = greedy ? nullptr : logits.data();
+      b.argmax = greedy ? &id : nullptr;
       b.hidden_out = h_next.data();
       b.vocab_limit = draft_vocab();
       b.low_precision_head = draft_head_fp8_;
@@ -129,8 +136,8 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
       std::swap(h, h_next);
     }
     const int n_draft_vocab = draft_vocab();  // logits past it are not computed
-    if (sampling().greedy()) {
-      draft_tokens_[j] = argmax(logits.data(), n_draft_vocab);
+    if (greedy) {
+      draft_tokens_[j] = id;
       if (probs) probs[j] = 1.0f;
     } else {
       sampler_.distribution(logits.data(), n_draft_vocab, draft_dists_[j]);

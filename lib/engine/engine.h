@@ -96,7 +96,9 @@ class Engine {
   // Records the fed tokens and their hidden rows; settles the tentative MTP row when its token was fed.
   void record_fed(const int32_t* tokens, int n, const float* hidden);
   // Runs the MTP head over pending rows [mtp_valid_, end) (row end-1 may be fed `last_token`).
-  void run_mtp_rows(int end, int32_t last_token, float* last_logits, float* last_hidden, double* ms);
+  // last_argmax: the last row's argmax over the draft vocabulary instead of (or besides) its logits.
+  void run_mtp_rows(int end, int32_t last_token, float* last_logits, float* last_hidden, double* ms,
+                    int32_t* last_argmax = nullptr);
 
   const Model& model_;
   std::unique_ptr<ForwardPass> forward_;

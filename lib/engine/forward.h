@@ -44,6 +44,7 @@ struct MtpBatch {
   int n_logit_rows = 0;
   float* logits = nullptr;      // (n_logit_rows, n_vocab) or null; only the first vocab_limit columns are written
   float* hidden_out = nullptr;  // (n, H) h_mtp after mtp.norm, or null
+  int32_t* argmax = nullptr;    // (n_logit_rows) each asked row's argmax over [0, vocab_limit), as ForwardBatch::argmax
   // Logits over ids [0, vocab_limit) only: the draft vocabulary (0 = all). Byte-level BPE vocabularies rank ids
   // by merge order, so the low ids are the frequent tokens; a draft head that skips the rare ones costs a
   // fraction of the full lm_head and verification keeps the output exact.
