@@ -238,19 +238,19 @@ void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
         "MoE top-k");
   mark("moe: routed experts");
   // The grouped kernels read float expert weights; quantized experts take the per-slot kernels at every T.
-  if (T >= kMoeGroupedMinRows && !k::wtype_is_quantized(L.exp_wtype)) {  // expert weights read once per 8 slots
+  if (T >= kMoeGroupedMinRows && !k::wtype_is_quantized(L.exp_wtype) && !k::wtype_is_quantized(L.exp_down_wtype)) {  // expert weights read once per 8 slots
     int32_t* offsets = moe_offsets_.as<int32_t>();
     int32_t* sorted = moe_sorted_.as<int32_t>();
     check(k::moe::GroupByExpert(topk_idx_.as<int32_t>(), T * kk, E, offsets, sorted, stream_), "MoE grouping by expert");
     check(k::moe::GroupedSwiGLU(L.exp_gate, L.exp_up, L.exp_wtype, Fe, H, xn, kk, offsets, sorted, E, act_.as(), stream_),
           "MoE grouped experts (gate/up)");
-    check(k::moe::GroupedDown(L.exp_down, L.exp_wtype, H, Fe, act_.as(), offsets, sorted, E, eout_.as(), stream_),
+    check(k::moe::GroupedDown(L.exp_down, L.exp_down_wtype, H, Fe, act_.as(), offsets, sorted, E, eout_.as(), stream_),
           "MoE grouped experts (down)");
   } else {
     check(k::moe::ExpertSwiGLU(L.exp_gate, L.exp_up, L.exp_wtype, Fe, H, xn, topk_idx_.as<int32_t>(), T, kk,
                                act_.as(), stream_),
           "MoE experts (gate/up)");
-    check(k::moe::ExpertDown(L.exp_down, L.exp_wtype, H, Fe, act_.as(), topk_idx_.as<int32_t>(), T * kk, eout_.as(),
+    check(k::moe::ExpertDown(L.exp_down, L.exp_down_wtype, H, Fe, act_.as(), topk_idx_.as<int32_t>(), T * kk, eout_.as(),
                              stream_),
           "MoE experts (down)");
   }

@@ -209,10 +209,12 @@ void plan_layer(Uploader& u, const ModelConfig& c, const LayerWeights& L, DLayer
     u.mat(ex.gate[e], f.exp_gate[e], "an expert gate_proj");
     u.mat(ex.up[e], f.exp_up[e], "an expert up_proj");
     u.mat(ex.down[e], f.exp_down[e], "an expert down_proj");
-    if (ex.gate[e].wtype != ex.gate[0].wtype || ex.up[e].wtype != ex.gate[0].wtype || ex.down[e].wtype != ex.gate[0].wtype)
-      fail(IMP_ERR_UNSUPPORTED, "the CUDA backend needs every routed expert matrix in one dtype");
+    // One dtype for all gate/up matrices and one for all down matrices (a Q4_K_M mix keeps down in Q6_K).
+    if (ex.gate[e].wtype != ex.gate[0].wtype || ex.up[e].wtype != ex.gate[0].wtype || ex.down[e].wtype != ex.down[0].wtype)
+      fail(IMP_ERR_UNSUPPORTED, "the CUDA backend needs the routed experts' gate/up matrices in one dtype and their down "
+                                "matrices in one dtype");
   }
-  if (E) d.exp_wtype = ex.gate[0].wtype;
+  if (E) d.exp_wtype = ex.gate[0].wtype, d.exp_down_wtype = ex.down[0].wtype;
   u.table(d.exp_gate, ex.gate);
   u.table(d.exp_up, ex.up);
   u.table(d.exp_down, ex.down);

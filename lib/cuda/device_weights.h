@@ -43,7 +43,8 @@ struct DLayer {
   const void* const* exp_gate = nullptr;  // (E) device pointers to (Fe, H)
   const void* const* exp_up = nullptr;    // (E) device pointers to (Fe, H)
   const void* const* exp_down = nullptr;  // (E) device pointers to (H, Fe)
-  kernels::WType exp_wtype = kernels::WType::F32;
+  kernels::WType exp_wtype = kernels::WType::F32;       // gate and up
+  kernels::WType exp_down_wtype = kernels::WType::F32;  // down
   DMat shared_gate, shared_up, shared_down;  // (Fs, H), (Fs, H), (H, Fs)
   DMat shared_expert_gate;                   // (1, H)
 };
