@@ -173,8 +173,7 @@ IMP_API imp_model_params IMP_CALL imp_model_default_params(void);
  * as llama.cpp writes it (qwen35, qwen35moe, qwen3next; F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K; NextN tensors
  * become the MTP head). Weights are memory mapped and stay in their stored type; every tensor's shape is
  * checked against the config. The backend runs the model: IMP_BACKEND_CUDA uploads the weights once per device
- * (shared by the model's contexts); the CUDA backend does not take quantized GGUF weights yet
- * (IMP_ERR_UNSUPPORTED).
+ * (shared by the model's contexts), quantized GGUF weights included, in their blocks.
  * On success *out owns the model: free it with imp_model_free() after every context that uses it.
  * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_NOT_FOUND, IMP_ERR_MISSING_CONFIG, IMP_ERR_BAD_JSON,
  * IMP_ERR_UNKNOWN_ARCH, IMP_ERR_BAD_CONFIG, IMP_ERR_IO, IMP_ERR_BAD_HEADER, IMP_ERR_BAD_OFFSETS,

@@ -15,7 +15,7 @@
 //   VRAM     device memory taken by the weights and by one context
 //
 //   imp-bench --random-weights configs/qwen35-9b-like.json [--wtype bf16|f16|q8_0|q4_k_m] [--seed S] [--pp 512,4096]
-//             [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv]
+//             [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv] [--draft-fp8]
 //   --gemv   the BF16 GEMV kernel alone at the 9B's FFN and lm_head shapes, for T = 1..16 rows of x
 #include "engine/engine.h"
 #include "engine/sampler.h"
@@ -229,7 +229,7 @@ int random_weights_main(int argc, char** argv) {
   uint64_t seed = 1;
   std::vector<int> pps = {512, 4096}, ks;
   int tg = 128, device = 0;
-  bool gemv = false;
+  bool gemv = false, draft_fp8 = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&] {
@@ -244,9 +244,10 @@ int random_weights_main(int argc, char** argv) {
     else if (a == "--mtp") ks = parse_ints(val());
     else if (a == "--device") device = std::atoi(val().c_str());
     else if (a == "--gemv") gemv = true;
+    else if (a == "--draft-fp8") draft_fp8 = true;
     else {
       std::fprintf(stderr, "usage: imp-bench --random-weights CONFIG.json [--wtype bf16|f16|q8_0|q4_k_m] [--seed S] "
-                           "[--pp 512,4096] [--tg 128] [--mtp 1,2,3,4] [--device N]\n");
+                           "[--pp 512,4096] [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv] [--draft-fp8]\n");
       return 2;
     }
   }
@@ -398,6 +399,8 @@ int random_weights_main(int argc, char** argv) {
     if (!ks.empty() && engine.has_mtp()) {
       const double decode_ms = step * 1e3;
       engine.set_forced_acceptance(true);
+      engine.set_draft_head_fp8(draft_fp8);
+      if (draft_fp8) std::printf("draft head: FP8 E4M3 copy of the lm_head (--draft-fp8)\n");
       std::printf("MTP, forced acceptance (every draft accepted; output not the model's), decode step %.3f ms:\n", decode_ms);
       std::printf("  k  draft step  (x decode)  verify k+1  (x decode)  tok/s    | predicted speed-up at a = 0.6  0.7  0.8  0.9\n");
       for (int k : ks) {
