@@ -48,7 +48,7 @@ __device__ __forceinline__ void unpack16(const uint4& raw, float* out) {
 // row's result does not depend on T (a verify row equals the same row decoded alone, bit for bit).
 template <typename W, int T, bool VEC>
 __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict__ w, int rows, int cols,
-                                                          const float* __restrict__ x, float* __restrict__ y) {
+                                                          const float* __restrict__ x, Segments out) {
   constexpr int R = kRowsPerWarp<T>;
   const int lane = threadIdx.x & 31;
   const int row0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * R;
@@ -124,7 +124,15 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
 #pragma unroll
     for (int t = 0; t < T; ++t) {
       const float s = warp_sum(acc[r][t]);
-      if (lane == 0 && r < n_rows) y[size_t(t) * rows + row0 + r] = s;
+      if (lane == 0 && r < n_rows) {
+        const int row = row0 + r;
+        float* yg = out.y[0];
+        int begin = 0, end = out.end[0];
+#pragma unroll
+        for (int g = 1; g < kMaxSegments; ++g)  // constant indices: the segments stay in parameter space
+          if (g < out.n && row >= end) begin = end, end = out.end[g], yg = out.y[g];
+        yg[size_t(t) * (end - begin) + row - begin] = s;
+      }
     }
 }
 
@@ -134,6 +142,19 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 cudaError_t Gemv(const void* w, WType wtype, int rows, int cols, const float* x, int T, float* y,
                  cudaStream_t stream) {
+  Segments out;
+  out.y[0] = y;
+  out.end[0] = rows;
+  out.n = 1;
+  return GemvSegments(w, wtype, cols, x, T, out, stream);
+}
+
+cudaError_t GemvSegments(const void* w, WType wtype, int cols, const float* x, int T, const Segments& out,
+                         cudaStream_t stream) {
+  if (out.n < 1 || out.n > kMaxSegments) IMP_DISPATCH_FAIL("GEMV segments (1..4)", out.n);
+  for (int g = 0; g < out.n; ++g)
+    if (out.end[g] <= (g ? out.end[g - 1] : 0) || !out.y[g]) IMP_DISPATCH_FAIL("GEMV segment (empty or no output)", g);
+  const int rows = out.end[out.n - 1];
   if (rows <= 0 || cols <= 0) IMP_DISPATCH_FAIL("GEMV shape (rows or cols <= 0)", rows <= 0 ? rows : cols);
   const dim3 block(kWarps * 32);
   DISPATCH_WTYPE(wtype, W, {
@@ -142,9 +163,9 @@ cudaError_t Gemv(const void* w, WType wtype, int rows, int cols, const float* x,
       const int per_block = kWarps * kRowsPerWarp<TR>;
       const dim3 grid((rows + per_block - 1) / per_block);
       if (vec)
-        GemvKernel<W, TR, true><<<grid, block, 0, stream>>>(static_cast<const W*>(w), rows, cols, x, y);
+        GemvKernel<W, TR, true><<<grid, block, 0, stream>>>(static_cast<const W*>(w), rows, cols, x, out);
       else
-        GemvKernel<W, TR, false><<<grid, block, 0, stream>>>(static_cast<const W*>(w), rows, cols, x, y);
+        GemvKernel<W, TR, false><<<grid, block, 0, stream>>>(static_cast<const W*>(w), rows, cols, x, out);
     })
   })
   return cudaGetLastError();

@@ -21,6 +21,20 @@ constexpr int kMaxRows = 16;
 cudaError_t Gemv(const void* w, WType wtype, int rows, int cols, const float* x, int T, float* y,
                  cudaStream_t stream);
 
+// Several matrices that lie back to back in memory (same dtype and cols) and read the same x, as one launch:
+// segment s is rows [end[s-1], end[s]) of the stacked matrix (end[-1] = 0) and goes to y[s], (T, its rows).
+// Each output equals a Gemv of its own matrix bit for bit (the per-row arithmetic is the same); one launch
+// instead of several spares the launch gaps and the small matrices' half-empty waves (a decode step's b and a
+// projections are 32 rows each).
+constexpr int kMaxSegments = 4;
+struct Segments {
+  float* y[kMaxSegments] = {};
+  int end[kMaxSegments] = {};
+  int n = 0;
+};
+cudaError_t GemvSegments(const void* w, WType wtype, int cols, const float* x, int T, const Segments& out,
+                         cudaStream_t stream);
+
 }  // namespace imp::kernels::gemv
 
 #endif  // IMP_KERNELS_GEMV_CUH_

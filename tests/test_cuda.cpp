@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <sys/stat.h>
 
@@ -156,6 +157,40 @@ TEST(CudaKernels, GemvEveryDtypeAndRowCount) {
   }
   EXPECT_EQ(kn::gemv::Gemv(nullptr, kn::WType::F32, 4, 4, nullptr, 17, nullptr, nullptr), cudaErrorInvalidValue);
   EXPECT_STREQ(kn::last_error_detail(), "Unsupported GEMV rows (1..16): 17");
+  kn::clear_error_detail();
+}
+
+// Adjacent matrices in one launch (GemvSegments) give each output exactly what its own Gemv gives.
+TEST(CudaKernels, GemvSegmentsEqualSeparateGemvs) {
+  REQUIRE_GPU();
+  std::mt19937 rng(8);
+  const int cols = 264, seg_rows[4] = {45, 16, 3, 29}, rows = 45 + 16 + 3 + 29;
+  HostWeights w = random_weights(kn::WType::BF16, size_t(rows) * cols, rng);
+  Dev<uint16_t> wh(w.bits);
+  for (int T : {1, 2, 4, 7, 16}) {
+    std::vector<float> x = randn(size_t(T) * cols, rng);
+    Dev<float> xd(x);
+    std::vector<std::unique_ptr<Dev<float>>> ys, refs;  // poisoned (NaN) on allocation
+    kn::gemv::Segments out;
+    int r0 = 0;
+    for (int g = 0; g < 4; ++g) {
+      ys.push_back(std::make_unique<Dev<float>>(size_t(T) * seg_rows[g]));
+      refs.push_back(std::make_unique<Dev<float>>(size_t(T) * seg_rows[g]));
+      out.y[g] = ys.back()->p;
+      out.end[g] = r0 + seg_rows[g];
+      CUDA_OK(kn::gemv::Gemv(wh.p + size_t(r0) * cols, kn::WType::BF16, seg_rows[g], cols, xd.p, T, refs.back()->p, nullptr));
+      r0 += seg_rows[g];
+    }
+    out.n = 4;
+    CUDA_OK(kn::gemv::GemvSegments(wh.p, kn::WType::BF16, cols, xd.p, T, out, nullptr));
+    for (int g = 0; g < 4; ++g) {
+      std::vector<float> a = ys[g]->down(), b = refs[g]->down();
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "T " << T << " segment " << g;
+    }
+  }
+  kn::gemv::Segments bad;
+  bad.n = 5;
+  EXPECT_EQ(kn::gemv::GemvSegments(nullptr, kn::WType::BF16, 8, nullptr, 1, bad, nullptr), cudaErrorInvalidValue);
   kn::clear_error_detail();
 }
 

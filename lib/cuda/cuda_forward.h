@@ -31,7 +31,9 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace imp::cuda {
@@ -145,6 +147,9 @@ class CudaForward final : public ForwardPass {
   void copy_d2d(void* dst, const void* src, size_t bytes) const;
 
   // ---- building blocks -----------------------------------------------------------------------------------
+
+  // Several matrices on one x: one stacked GEMV launch where they are adjacent (cuda_layers.cpp).
+  void matmul_stacked(std::initializer_list<std::pair<const DMat*, float*>> mats, const float* x, int T);
 
   // y (T, W.rows) = x (T, W.cols) @ W^T.
   void matmul(const DMat& W, const float* x, int T, float* y);

@@ -32,6 +32,31 @@ namespace k = kernels;
 constexpr int kDeltaNetChunkedMinRows = k::deltanet::kChunk;  // one whole chunk
 constexpr int kMoeGroupedMinRows = 32;                         // several slots per expert become likely
 
+// y_i = x W_i^T for matrices that read the same x: one GEMV launch when they lie back to back in the weight
+// arena (device_weights places a layer's projections in order) with one float dtype and T <= 16; else one
+// matmul each.
+void CudaForward::matmul_stacked(std::initializer_list<std::pair<const DMat*, float*>> mats, const float* x, int T) {
+  const DMat& first = *mats.begin()->first;
+  bool stacked = T <= k::gemv::kMaxRows && int(mats.size()) <= k::gemv::kMaxSegments &&
+                 !k::wtype_is_quantized(first.wtype);
+  const char* next = static_cast<const char*>(first.data);
+  k::gemv::Segments out;
+  for (const auto& [W, y] : mats) {
+    stacked = stacked && W->wtype == first.wtype && W->cols == first.cols && W->data == next;
+    next = static_cast<const char*>(W->data) + size_t(W->rows) * k::wtype_row_bytes(W->wtype, W->cols);
+    if (stacked) {
+      out.y[out.n] = y;
+      out.end[out.n] = (out.n ? out.end[out.n - 1] : 0) + W->rows;
+      ++out.n;
+    }
+  }
+  if (stacked) {
+    check(k::gemv::GemvSegments(first.data, first.wtype, first.cols, x, T, out, stream_), "GEMV (stacked)");
+    return;
+  }
+  for (const auto& [W, y] : mats) matmul(*W, x, T, y);
+}
+
 // y (T, W.rows) = x (T, W.cols) @ W^T.
 void CudaForward::matmul(const DMat& W, const float* x, int T, float* y) {
   const bool quantized = k::wtype_is_quantized(W.wtype);
@@ -123,9 +148,7 @@ void CudaForward::lm_head_rows(const float* h, const int32_t* rows_dev, int m, f
 
 void CudaForward::full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out) {
   mark("attention: q/k/v projections");
-  matmul(L.q, xn, T, qg_.as());
-  matmul(L.k, xn, T, kb_.as());
-  matmul(L.v, xn, T, vb_.as());
+  matmul_stacked({{&L.q, qg_.as()}, {&L.k, kb_.as()}, {&L.v, vb_.as()}}, xn, T);
   k::rope::QkNormRopeParams rp;
   rp.qg = qg_.as();
   rp.k = kb_.as();
@@ -189,10 +212,7 @@ void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s,
     check(k::deltanet::Unfuse(proj1_.as(), proj2_.as(), T, d, mixed_.as(), z_.as(), b_.as(), a_.as(), stream_),
           "DeltaNet unfuse");
   } else {
-    matmul(L.qkv, xn, T, mixed_.as());
-    matmul(L.z, xn, T, z_.as());
-    matmul(L.b, xn, T, b_.as());
-    matmul(L.a, xn, T, a_.as());
+    matmul_stacked({{&L.qkv, mixed_.as()}, {&L.z, z_.as()}, {&L.b, b_.as()}, {&L.a, a_.as()}}, xn, T);
   }
   mark("deltanet: conv + recurrence (state)");
   float* row_conv = nullptr;
@@ -224,8 +244,7 @@ void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
   const int H = c_.n_embd;
   if (!c_.is_moe) {
     mark("ffn: gate/up projections");
-    matmul(L.gate, xn, T, g_.as());
-    matmul(L.up, xn, T, u_.as());
+    matmul_stacked({{&L.gate, g_.as()}, {&L.up, u_.as()}}, xn, T);
     check(k::elementwise::SiluMul(g_.as(), u_.as(), size_t(T) * L.gate.rows, stream_), "SiLU-mul");
     mark("ffn: down projection");
     matmul(L.down, g_.as(), T, out);
@@ -257,8 +276,7 @@ void CudaForward::ffn(const DLayer& L, const float* xn, int T, float* out) {
   const bool shared = !L.shared_gate.empty();
   if (shared) {
     mark("moe: shared expert");
-    matmul(L.shared_gate, xn, T, g_.as());
-    matmul(L.shared_up, xn, T, u_.as());
+    matmul_stacked({{&L.shared_gate, g_.as()}, {&L.shared_up, u_.as()}}, xn, T);
     check(k::elementwise::SiluMul(g_.as(), u_.as(), size_t(T) * L.shared_gate.rows, stream_), "SiLU-mul");
     matmul(L.shared_down, g_.as(), T, sh_.as());
     matmul(L.shared_expert_gate, xn, T, sg_.as());
