@@ -151,6 +151,7 @@ cudaError_t Gemv(const void* w, WType wtype, int rows, int cols, const float* x,
 
 cudaError_t GemvSegments(const void* w, WType wtype, int cols, const float* x, int T, const Segments& out,
                          cudaStream_t stream) {
+  if (T < 1 || T > kMaxRows) IMP_DISPATCH_FAIL("GEMV rows (1..16)", T);
   if (out.n < 1 || out.n > kMaxSegments) IMP_DISPATCH_FAIL("GEMV segments (1..4)", out.n);
   for (int g = 0; g < out.n; ++g)
     if (out.end[g] <= (g ? out.end[g - 1] : 0) || !out.y[g]) IMP_DISPATCH_FAIL("GEMV segment (empty or no output)", g);
