@@ -114,6 +114,23 @@ __device__ __forceinline__ float warp_dot(const W* __restrict__ w, const float* 
   return warp_sum(acc);
 }
 
+// A 16-byte weight load that bypasses L1: a GEMV reads each weight byte once per call, so L1 is left to x.
+__device__ __forceinline__ uint4 load_weights16(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+// splitmix64: a full-period mix of a 64-bit counter, enough for benchmark weights that only need to look random.
+__device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 }  // namespace imp::kernels
 
 #endif  // IMP_KERNELS_DEVICE_UTILS_CUH_

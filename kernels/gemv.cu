@@ -20,15 +20,6 @@ constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 8 ? 4 : 8;
 template <int T>
 constexpr int kUnroll = T == 1 ? 4 : T <= 4 ? 2 : 1;
 
-// A 16-byte weight load that bypasses L1 (each weight byte is read once per call; x stays cached instead).
-__device__ __forceinline__ uint4 load_weights16(const void* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
-}
-
 template <typename W>
 __device__ __forceinline__ void unpack16(const uint4& raw, float* out) {
   if constexpr (sizeof(W) == 4) {

@@ -52,16 +52,6 @@ __device__ __forceinline__ float e4m3_times_2pow_minus120(uint32_t u) {
 constexpr float kXScale = 0x1p64f;
 constexpr float kVecUnscale = 0x1p56f;
 
-// A 16-byte weight load that bypasses L1 (each weight byte is read once per call; x stays cached instead), as in
-// gemv.cu.
-__device__ __forceinline__ uint4 load_weights16(const void* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
-}
-
 __device__ __forceinline__ uint32_t word(const uint4& v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
 
 template <int T, bool VEC>

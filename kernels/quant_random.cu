@@ -12,6 +12,7 @@
 // the spread is then only about right (within some 10%).
 #include "quant_gemv.cuh"
 
+#include "device_utils.cuh"
 #include "dispatch.cuh"
 
 #include <algorithm>
@@ -21,18 +22,10 @@ namespace imp::kernels::quant_gemv {
 
 namespace {
 
-// splitmix64.
-__device__ __forceinline__ uint64_t mix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Random words for one block: word k of the block keyed by key.
 struct BlockRng {
   uint64_t key;
-  __device__ uint64_t word(int k) const { return mix(key ^ mix(uint64_t(k) + 0x632BE59BD9B4E019ull)); }
+  __device__ uint64_t word(int k) const { return splitmix64(key ^ splitmix64(uint64_t(k) + 0x632BE59BD9B4E019ull)); }
 };
 
 __device__ __forceinline__ void put16(uint8_t* p, uint32_t v) { *reinterpret_cast<unsigned short*>(p) = (unsigned short)v; }
@@ -70,7 +63,7 @@ __device__ __forceinline__ void put_k4_head(uint8_t* b, float d, float dmin, uin
 template <int kType>
 __global__ void FillKernel(uint8_t* __restrict__ out, size_t n_blocks, uint64_t seed, float scale) {
   for (size_t blk = size_t(blockIdx.x) * blockDim.x + threadIdx.x; blk < n_blocks; blk += size_t(gridDim.x) * blockDim.x) {
-    const BlockRng rng{mix(seed) ^ mix(blk ^ 0xD1B54A32D192ED03ull)};
+    const BlockRng rng{splitmix64(seed) ^ splitmix64(blk ^ 0xD1B54A32D192ED03ull)};
     if constexpr (kType == int(WType::Q8_0)) {
       uint8_t* b = out + blk * 34;
       put16(b, f16_bits(scale / 127.0f));

@@ -7,14 +7,6 @@ namespace imp::kernels::random_fill {
 
 namespace {
 
-// splitmix64: a full-period mix of a 64-bit counter, enough for weights that only need to look random.
-__device__ __forceinline__ uint64_t mix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 template <typename W>
 __device__ __forceinline__ W from_float(float v);
 template <>
@@ -27,7 +19,7 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { re
 template <typename W>
 __global__ void FillUniformKernel(W* __restrict__ dst, size_t n, uint64_t seed, float scale) {
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    const uint64_t r = mix(seed ^ mix(i));
+    const uint64_t r = splitmix64(seed ^ splitmix64(i));
     const float u = float(int32_t(uint32_t(r >> 32))) * (1.0f / 2147483648.0f);  // [-1, 1)
     dst[i] = from_float<W>(scale * u);
   }

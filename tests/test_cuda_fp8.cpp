@@ -17,10 +17,12 @@
 #include "engine/forward.h"
 #include "model/model.h"
 #include "support/compare.h"
+#include "support/cuda_test.h"
+
+#include <gtest/gtest.h>
 #include "support/golden.h"
 #include "support/tiny_model.h"
 
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -38,20 +40,13 @@
 #include <cuda_runtime_api.h>
 #endif
 
-namespace {
-
-bool have_gpu() {
+using imp::test::have_gpu;
+using imp::test::randn;
 #if defined(IMP_HAVE_CUDA_KERNELS)
-  return imp::cuda_device_available();
-#else
-  return false;
+using imp::test::Dev;
 #endif
-}
 
-#define REQUIRE_GPU()                                                     \
-  do {                                                                    \
-    if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped"; \
-  } while (0)
+namespace {
 
 using imp::test::rel_err;
 
@@ -88,13 +83,6 @@ float quantise_row(const float* w, int cols, uint8_t* q) {
   return scale;
 }
 
-std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
-
 }  // namespace
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -105,39 +93,6 @@ std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
 namespace {
 
 namespace kn = imp::kernels;
-
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call << ": " << kn::last_error_detail()
-
-// A device copy of a host vector with kGuard extra elements; poison() fills all of it with 0xFF bytes (NaN for
-// floats), so unwritten and overwritten memory both show.
-constexpr size_t kGuard = 64;
-template <typename T>
-struct Dev {
-  T* p = nullptr;
-  size_t n = 0;
-  explicit Dev(size_t count) : n(count) {
-    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), (n + kGuard) * sizeof(T)), cudaSuccess);
-    poison();
-  }
-  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { up(h); }
-  ~Dev() { cudaFree(p); }
-  Dev(const Dev&) = delete;
-  void up(const std::vector<T>& h) { EXPECT_EQ(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess); }
-  void poison() { EXPECT_EQ(cudaMemset(p, 0xFF, (n + kGuard) * sizeof(T)), cudaSuccess); }
-  std::vector<T> down(bool with_guard = false) const {
-    std::vector<T> h(n + (with_guard ? kGuard : 0));
-    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(h.data(), p, h.size() * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return h;
-  }
-  // The guard elements still hold the poison.
-  bool guard_intact() const {
-    std::vector<T> h = down(true);
-    std::vector<unsigned char> bytes(kGuard * sizeof(T));
-    std::memcpy(bytes.data(), h.data() + n, bytes.size());
-    return std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0xFF; });
-  }
-};
 
 // Rows in a stored type, with their exact fp32 values.
 struct StoredRows {

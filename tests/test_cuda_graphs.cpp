@@ -16,10 +16,12 @@
 
 #include "engine/forward.h"
 #include "model/model.h"
+#include "support/cuda_test.h"
+
+#include <gtest/gtest.h>
 #include "support/golden.h"
 #include "support/tiny_model.h"
 
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -40,20 +42,9 @@
 #include <cuda_runtime_api.h>
 #endif
 
+using imp::test::have_gpu;
+
 namespace {
-
-bool have_gpu() {
-#if defined(IMP_HAVE_CUDA_KERNELS)
-  return imp::cuda_device_available();
-#else
-  return false;
-#endif
-}
-
-#define REQUIRE_GPU()                                                     \
-  do {                                                                    \
-    if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped"; \
-  } while (0)
 
 // a and b hold the same bits (NaNs included); the first difference otherwise.
 ::testing::AssertionResult same_bits(const float* a, const float* b, size_t n) {

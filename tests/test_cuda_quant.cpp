@@ -24,9 +24,11 @@
 #include "gguf/quants.h"
 #include "model/model.h"
 #include "support/compare.h"
-#include "support/tiny_model.h"
+#include "support/cuda_test.h"
 
 #include <gtest/gtest.h>
+#include "support/tiny_model.h"
+
 
 #include <algorithm>
 #include <cmath>
@@ -49,30 +51,16 @@
 #include <cuda_runtime_api.h>
 #endif
 
-namespace {
-
-bool have_gpu() {
+using imp::test::have_gpu;
+using imp::test::randn;
 #if defined(IMP_HAVE_CUDA_KERNELS)
-  return imp::cuda_device_available();
-#else
-  return false;
+using imp::test::Dev;
 #endif
-}
 
-#define REQUIRE_GPU()                                                     \
-  do {                                                                    \
-    if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped"; \
-  } while (0)
+namespace {
 
 using imp::test::rel_err;
 namespace gg = imp::gguf;
-
-std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
 
 }  // namespace
 
@@ -85,30 +73,6 @@ namespace {
 
 namespace kn = imp::kernels;
 namespace qg = imp::kernels::quant_gemv;
-
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call << ": " << kn::last_error_detail()
-
-// A device copy of a host vector; poison() fills it with NaN (all bits set).
-template <typename T>
-struct Dev {
-  T* p = nullptr;
-  size_t n = 0;
-  explicit Dev(size_t count) : n(count) {
-    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess);
-    poison();
-  }
-  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { up(h); }
-  ~Dev() { cudaFree(p); }
-  Dev(const Dev&) = delete;
-  void up(const std::vector<T>& h) { EXPECT_EQ(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess); }
-  void poison(int byte = 0xFF) { EXPECT_EQ(cudaMemset(p, byte, std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess); }
-  std::vector<T> down() const {
-    std::vector<T> h(n);
-    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return h;
-  }
-};
 
 const kn::WType kQuantTypes[] = {kn::WType::Q8_0, kn::WType::Q4_K, kn::WType::Q5_K, kn::WType::Q6_K};
 

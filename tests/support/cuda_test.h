@@ -1,0 +1,83 @@
+// What the CUDA test files share: whether a GPU is there (REQUIRE_GPU skips a test without one, and says so, so
+// CI without a GPU passes and tools/gpu-check.sh can tell a skip from a pass), random inputs, and in builds with
+// the kernels CUDA_OK and Dev<T>, a device copy of a host vector that is poisoned (0xFF bytes: NaN for floats) with
+// guard elements past its end, so that unwritten and overwritten memory both show.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#if defined(IMP_HAVE_CUDA_KERNELS)
+#include "cuda/cuda_device.h"
+
+#include "common.cuh"
+
+#include <cuda_runtime_api.h>
+#endif
+
+namespace imp::test {
+
+inline bool have_gpu() {
+#if defined(IMP_HAVE_CUDA_KERNELS)
+  return imp::cuda_device_available();
+#else
+  return false;
+#endif
+}
+
+inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+#if defined(IMP_HAVE_CUDA_KERNELS)
+constexpr size_t kGuard = 64;  // poisoned elements allocated past every Dev's end
+
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t count) : n(count) {
+    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), (n + kGuard) * sizeof(T)), cudaSuccess);
+    poison();
+  }
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { up(h); }
+  ~Dev() { cudaFree(p); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  void up(const std::vector<T>& h) {
+    EXPECT_EQ(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  void poison(int byte = 0xFF) { EXPECT_EQ(cudaMemset(p, byte, (n + kGuard) * sizeof(T)), cudaSuccess); }
+  std::vector<T> down(bool with_guard = false) const {
+    std::vector<T> h(n + (with_guard ? kGuard : 0));
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(h.data(), p, h.size() * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+  }
+  // The guard elements still hold the 0xFF poison.
+  bool guard_intact() const {
+    std::vector<T> h = down(true);
+    std::vector<unsigned char> bytes(kGuard * sizeof(T));
+    std::memcpy(bytes.data(), h.data() + n, bytes.size());
+    return std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0xFF; });
+  }
+};
+#endif
+
+}  // namespace imp::test
+
+#define REQUIRE_GPU()                                                                        \
+  do {                                                                                       \
+    if (!::imp::test::have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped";       \
+  } while (0)
+
+#if defined(IMP_HAVE_CUDA_KERNELS)
+#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call << ": " << ::imp::kernels::last_error_detail()
+#endif
