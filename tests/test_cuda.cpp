@@ -394,35 +394,8 @@ namespace {
 using imp::test::TempDir;
 using imp::test::TinyModelOptions;
 
-bool is_fixture(const std::string& name) { return name.rfind("qwen", 0) == 0; }
-
-struct TinyModels {
-  TempDir f32, bf16, f16, moe;
-  TinyModels() {
-    TinyModelOptions o;
-    o.layers = 4;
-    imp::test::write_tiny_model(f32.path(), o);
-    o.dtype = "BF16";
-    o.seed = 2;
-    imp::test::write_tiny_model(bf16.path(), o);
-    o.dtype = "F16";
-    o.seed = 3;
-    imp::test::write_tiny_model(f16.path(), o);
-    o.dtype = "BF16";
-    o.moe = true;
-    o.seed = 4;
-    imp::test::write_tiny_model(moe.path(), o);
-  }
-};
-
-std::string model_dir(const std::string& name) {
-  static TinyModels tiny;
-  if (name == "tiny_f32") return tiny.f32.path();
-  if (name == "tiny_bf16") return tiny.bf16.path();
-  if (name == "tiny_f16") return tiny.f16.path();
-  if (name == "tiny_moe") return tiny.moe.path();
-  return imp::test::fixtures_dir() + "/" + name;
-}
+using imp::test::is_fixture;
+std::string model_dir(const std::string& name) { return imp::test::cuda_test_model_dir(name); }
 
 std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed) {
   std::mt19937 rng(seed);

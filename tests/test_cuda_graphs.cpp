@@ -185,28 +185,8 @@ TEST(CudaGraphKernels, DevicePositionEqualsHostPosition) {
 using imp::test::TempDir;
 using imp::test::TinyModelOptions;
 
-struct TinyModels {
-  TempDir f32, bf16, moe;
-  TinyModels() {
-    TinyModelOptions o;
-    o.layers = 4;
-    imp::test::write_tiny_model(f32.path(), o);
-    o.dtype = "BF16";
-    o.seed = 2;
-    imp::test::write_tiny_model(bf16.path(), o);
-    o.moe = true;
-    o.seed = 4;
-    imp::test::write_tiny_model(moe.path(), o);
-  }
-};
-
-std::string model_dir(const std::string& name) {
-  static TinyModels tiny;
-  if (name == "tiny_f32") return tiny.f32.path();
-  if (name == "tiny_bf16") return tiny.bf16.path();
-  if (name == "tiny_moe") return tiny.moe.path();
-  return imp::test::fixtures_dir() + "/" + name;
-}
+using imp::test::is_fixture;
+std::string model_dir(const std::string& name) { return imp::test::cuda_test_model_dir(name); }
 
 constexpr int kCtx = 420;       // split_keys is then 128: boundaries at 128, 256, 384
 constexpr int kSplitKeys = 128;

@@ -6,9 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include "support/golden.h"
+#include "support/tiny_model.h"
+
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #if defined(IMP_HAVE_CUDA_KERNELS)
@@ -27,6 +33,28 @@ inline bool have_gpu() {
 #else
   return false;
 #endif
+}
+
+// The models the CUDA suites share: "tiny_f32", "tiny_bf16", "tiny_f16" and "tiny_moe" are random 4-layer models
+// (the same options and seeds in every suite) written once per process on first use; any other name is a
+// transformers fixture under tests/fixtures.
+inline bool is_fixture(const std::string& name) { return name.rfind("qwen", 0) == 0; }
+
+inline std::string cuda_test_model_dir(const std::string& name) {
+  if (name.rfind("tiny_", 0) != 0) return fixtures_dir() + "/" + name;
+  static std::map<std::string, std::unique_ptr<TempDir>> dirs;
+  std::unique_ptr<TempDir>& dir = dirs[name];
+  if (!dir) {
+    TinyModelOptions o;
+    o.layers = 4;
+    if (name == "tiny_bf16") o.dtype = "BF16", o.seed = 2;
+    else if (name == "tiny_f16") o.dtype = "F16", o.seed = 3;
+    else if (name == "tiny_moe") o.dtype = "BF16", o.moe = true, o.seed = 4;
+    else if (name != "tiny_f32") ADD_FAILURE() << "no tiny model called " << name;
+    dir = std::make_unique<TempDir>();
+    write_tiny_model(dir->path(), o);
+  }
+  return dir->path();
 }
 
 inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
