@@ -182,6 +182,20 @@ TEST(CudaKernels, Norms) {
   EXPECT_LE(rel_err(y.data(), ref.data(), y.size()), 1e-5);
   EXPECT_LE(rel_err(xsum.data(), xs.data(), xs.size()), 1e-6);
 
+  // AddRMSNorm's float4 path at one and two float4s per thread, and the scalar path (n % 4 != 0).
+  for (int nn : {4096, 6000, 302}) {
+    std::vector<float> x2 = randn(size_t(T) * nn, rng), b2 = randn(size_t(T) * nn, rng), s2 = randn(nn, rng);
+    Dev<float> x2d(x2), b2d(b2), s2d(s2), y2d(size_t(T) * nn);
+    CUDA_OK(kn::norm::AddRMSNorm(x2d.p, b2d.p, s2d.p, T, nn, eps, y2d.p, nullptr));
+    std::vector<float> sum2 = x2, ref2(size_t(T) * nn);
+    for (size_t i = 0; i < sum2.size(); ++i) sum2[i] += b2[i];
+    for (int t = 0; t < T; ++t) imp::cpu::rms_norm(&sum2[size_t(t) * nn], s2.data(), nn, eps, &ref2[size_t(t) * nn]);
+    std::vector<float> y2 = y2d.down(), xs2 = x2d.down();
+    EXPECT_LE(rel_err(y2.data(), ref2.data(), y2.size()), 1e-5) << "n " << nn;
+    EXPECT_LE(rel_err(xs2.data(), sum2.data(), sum2.size()), 1e-6) << "n " << nn;
+    EXPECT_TRUE(y2d.guard_intact() && x2d.guard_intact()) << "n " << nn;
+  }
+
   const int dv = 24, rows = 7;
   std::vector<float> o = randn(size_t(rows) * dv, rng), z = randn(size_t(rows) * dv, rng), w = randn(dv, rng);
   Dev<float> od(o), zd(z), wd(w), gy(size_t(rows) * dv);
