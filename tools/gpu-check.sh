@@ -34,57 +34,32 @@ fi
 grep -E "warning" "$OUT/build.log" | sort -u > "$OUT/build-warnings.txt" || true
 echo "build ok, $(wc -l < "$OUT/build-warnings.txt") distinct warning lines" | tee -a "$OUT/summary.txt"
 
-step "GPU tests alone (test_cuda, verbose)"
-if ! "$BUILD/tests/test_cuda" > "$OUT/test_cuda.log" 2>&1; then status=1; echo "test_cuda FAILED" | tee -a "$OUT/summary.txt"; fi
-if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda.log"; then
-  status=1
-  echo "test_cuda SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
-fi
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |max rel err" "$OUT/test_cuda.log" | tee -a "$OUT/summary.txt"
-
-step "GPU prefill paths (test_cuda_prefill: chunked DeltaNet, prefill attention, grouped MoE, long prompts)"
-if ! "$BUILD/tests/test_cuda_prefill" > "$OUT/test_cuda_prefill.log" 2>&1; then
-  status=1
-  echo "test_cuda_prefill FAILED" | tee -a "$OUT/summary.txt"
-fi
-if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_prefill.log"; then
-  status=1
-  echo "test_cuda_prefill SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
-fi
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |max rel err" "$OUT/test_cuda_prefill.log" | tee -a "$OUT/summary.txt"
-
-step "GPU FP8 draft head (test_cuda_fp8: E4M3 quantise + GEMV kernels, draft logits, greedy MTP parity)"
-if ! "$BUILD/tests/test_cuda_fp8" > "$OUT/test_cuda_fp8.log" 2>&1; then
-  status=1
-  echo "test_cuda_fp8 FAILED" | tee -a "$OUT/summary.txt"
-fi
-if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_fp8.log"; then
-  status=1
-  echo "test_cuda_fp8 SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
-fi
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |FP8 draft head|acceptance" "$OUT/test_cuda_fp8.log" | tee -a "$OUT/summary.txt"
-
-step "CUDA graphs (test_cuda_graphs: decode/verify/MTP replays equal the eager path bit for bit)"
-if ! "$BUILD/tests/test_cuda_graphs" > "$OUT/test_cuda_graphs.log" 2>&1; then
-  status=1
-  echo "test_cuda_graphs FAILED" | tee -a "$OUT/summary.txt"
-fi
-if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_graphs.log"; then
-  status=1
-  echo "test_cuda_graphs SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
-fi
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |graphs recorded" "$OUT/test_cuda_graphs.log" | tee -a "$OUT/summary.txt"
-
-step "GGUF-quantized weights (test_cuda_quant: Q8_0/Q4_K/Q5_K/Q6_K GEMV, dequantisation, quantized GGUF models)"
-if ! "$BUILD/tests/test_cuda_quant" > "$OUT/test_cuda_quant.log" 2>&1; then
-  status=1
-  echo "test_cuda_quant FAILED" | tee -a "$OUT/summary.txt"
-fi
-if grep -q "no CUDA device: GPU tests skipped" "$OUT/test_cuda_quant.log"; then
-  status=1
-  echo "test_cuda_quant SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
-fi
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |max rel err" "$OUT/test_cuda_quant.log" | tee -a "$OUT/summary.txt"
+# gpu_suite NAME TITLE EXTRA: runs build/tests/NAME with its log at $OUT/NAME.log. A failure, or a skip of its GPU
+# tests (this machine's GPU not seen), fails the check; the gtest verdicts and lines matching EXTRA go to the summary.
+gpu_suite() {
+  local name=$1 title=$2 extra=$3 log="$OUT/$1.log"
+  step "$title"
+  if ! "$BUILD/tests/$name" > "$log" 2>&1; then
+    status=1
+    echo "$name FAILED" | tee -a "$OUT/summary.txt"
+  fi
+  if grep -q "no CUDA device: GPU tests skipped" "$log"; then
+    status=1
+    echo "$name SKIPPED its GPU tests: this machine's GPU was not seen" | tee -a "$OUT/summary.txt"
+  fi
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |$extra" "$log" | tee -a "$OUT/summary.txt"
+}
+gpu_suite test_cuda "GPU tests alone (test_cuda, verbose)" "max rel err"
+gpu_suite test_cuda_prefill \
+  "GPU prefill paths (test_cuda_prefill: chunked DeltaNet, prefill attention, grouped MoE, long prompts)" "max rel err"
+gpu_suite test_cuda_fp8 \
+  "GPU FP8 draft head (test_cuda_fp8: E4M3 quantise + GEMV kernels, draft logits, greedy MTP parity)" \
+  "FP8 draft head|acceptance"
+gpu_suite test_cuda_graphs "CUDA graphs (test_cuda_graphs: decode/verify/MTP replays equal the eager path bit for bit)" \
+  "graphs recorded"
+gpu_suite test_cuda_quant \
+  "GGUF-quantized weights (test_cuda_quant: Q8_0/Q4_K/Q5_K/Q6_K GEMV, dequantisation, quantized GGUF models)" \
+  "max rel err"
 
 step "ctest (all suites)"
 # The binding and packaging suites need mono, cargo and dpkg tools that the GPU image lacks; CI runs them.
@@ -101,45 +76,24 @@ if ! IMP_TEST_BACKEND=cuda "$BUILD/tests/test_lossless_sampling" > "$OUT/lossles
 fi
 grep -E "^\[ v|PASSED|FAILED" "$OUT/lossless_cuda.log" | tee -a "$OUT/summary.txt"
 
-step "compute-sanitizer memcheck (test_cuda)"
+step "compute-sanitizer memcheck (the GPU suites' kernel tests and a model or two each)"
 SAN="$(command -v compute-sanitizer || echo "$CUDA_HOME/compute-sanitizer/compute-sanitizer")"
+# memcheck NAME FILTER LOG: build/tests/NAME under memcheck with the leak check, its log at $OUT/LOG.
+memcheck() {
+  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full "$BUILD/tests/$1" --gtest_filter="$2" \
+       > "$OUT/$3" 2>&1; then
+    status=1
+    echo "memcheck of $1 FAILED (see $OUT/$3)" | tee -a "$OUT/summary.txt"
+  fi
+  tail -3 "$OUT/$3" | tee -a "$OUT/summary.txt"
+}
 if [ -x "$SAN" ]; then
   # The kernel tests and one model of each kind keep the run short; memcheck slows kernels down 10-100x.
-  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
-       "$BUILD/tests/test_cuda" --gtest_filter='CudaKernels.*:Models/CudaModel.*/tiny_*:Models/CudaModel.*/qwen3_next' \
-       > "$OUT/memcheck.log" 2>&1; then
-    status=1
-    echo "memcheck FAILED (see $OUT/memcheck.log)" | tee -a "$OUT/summary.txt"
-  fi
-  tail -3 "$OUT/memcheck.log" | tee -a "$OUT/summary.txt"
-  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
-       "$BUILD/tests/test_cuda_prefill" --gtest_filter='CudaPrefillKernels.*:Models/CudaPrefillModel.*/tiny_wide_moe' \
-       > "$OUT/memcheck_prefill.log" 2>&1; then
-    status=1
-    echo "memcheck of the prefill paths FAILED (see $OUT/memcheck_prefill.log)" | tee -a "$OUT/summary.txt"
-  fi
-  tail -3 "$OUT/memcheck_prefill.log" | tee -a "$OUT/summary.txt"
-  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
-       "$BUILD/tests/test_cuda_fp8" --gtest_filter='CudaFp8Kernels.*:Models/CudaFp8Model.*/tiny_bf16:Models/CudaFp8Model.*/qwen35_moe' \
-       > "$OUT/memcheck_fp8.log" 2>&1; then
-    status=1
-    echo "memcheck of the FP8 draft head FAILED (see $OUT/memcheck_fp8.log)" | tee -a "$OUT/summary.txt"
-  fi
-  tail -3 "$OUT/memcheck_fp8.log" | tee -a "$OUT/summary.txt"
-  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
-       "$BUILD/tests/test_cuda_graphs" --gtest_filter='CudaGraphKernels.*:Models/CudaGraphModel.*/tiny_f32' \
-       > "$OUT/memcheck_graphs.log" 2>&1; then
-    status=1
-    echo "memcheck of the CUDA graphs FAILED (see $OUT/memcheck_graphs.log)" | tee -a "$OUT/summary.txt"
-  fi
-  tail -3 "$OUT/memcheck_graphs.log" | tee -a "$OUT/summary.txt"
-  if ! "$SAN" --tool memcheck --error-exitcode 1 --leak-check full \
-       "$BUILD/tests/test_cuda_quant" --gtest_filter='CudaQuantKernels.*:Gguf/CudaQuantModel.*/Dense_q4_k_m' \
-       > "$OUT/memcheck_quant.log" 2>&1; then
-    status=1
-    echo "memcheck of the quantized weights FAILED (see $OUT/memcheck_quant.log)" | tee -a "$OUT/summary.txt"
-  fi
-  tail -3 "$OUT/memcheck_quant.log" | tee -a "$OUT/summary.txt"
+  memcheck test_cuda 'CudaKernels.*:Models/CudaModel.*/tiny_*:Models/CudaModel.*/qwen3_next' memcheck.log
+  memcheck test_cuda_prefill 'CudaPrefillKernels.*:Models/CudaPrefillModel.*/tiny_wide_moe' memcheck_prefill.log
+  memcheck test_cuda_fp8 'CudaFp8Kernels.*:Models/CudaFp8Model.*/tiny_bf16:Models/CudaFp8Model.*/qwen35_moe' memcheck_fp8.log
+  memcheck test_cuda_graphs 'CudaGraphKernels.*:Models/CudaGraphModel.*/tiny_f32' memcheck_graphs.log
+  memcheck test_cuda_quant 'CudaQuantKernels.*:Gguf/CudaQuantModel.*/Dense_q4_k_m' memcheck_quant.log
 else
   echo "compute-sanitizer not found: memcheck not run" | tee -a "$OUT/summary.txt"
   status=1
