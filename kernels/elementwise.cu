@@ -2,6 +2,7 @@
 
 #include "device_utils.cuh"
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "quant_gemv.cuh"
 
 #include <algorithm>
@@ -20,6 +21,8 @@ __global__ void EmbedKernel(const W* __restrict__ table, int H, const int32_t* _
 }
 
 __global__ void SiluMulKernel(float* __restrict__ g, const float* __restrict__ u, size_t n) {
+  pdl_wait();  // launched with launch_pdl: g and u are the previous kernel's output
+  pdl_trigger();
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     g[i] = siluf_(g[i]) * u[i];
 }
@@ -60,8 +63,7 @@ cudaError_t Embed(const void* table, WType wtype, int H, const int32_t* tokens, 
 
 cudaError_t SiluMul(float* g, const float* u, size_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  SiluMulKernel<<<grid_for(n), 256, 0, stream>>>(g, u, n);
-  return cudaGetLastError();
+  return launch_pdl(SiluMulKernel, grid_for(n), 256, 0, stream, g, u, n);
 }
 
 cudaError_t GatherRows(const float* src, const int32_t* rows, int n_rows, int n, float* dst, cudaStream_t stream) {

@@ -2,6 +2,11 @@
 
 #include "device_utils.cuh"
 #include "dispatch.cuh"
+#include "gemv_mma.cuh"
+#include "launch.cuh"
+
+#include <cstdlib>
+#include <cstring>
 
 namespace imp::kernels::gemv {
 
@@ -43,6 +48,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
   constexpr int R = kRowsPerWarp<T>;
   const int lane = threadIdx.x & 31;
   const int row0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * R;
+  pdl_wait();  // x comes from the previous kernel (launch.cuh)
+  pdl_trigger();
   if (row0 >= rows) return;
   const int n_rows = min(R, rows - row0);
   float acc[R][T];
@@ -129,6 +136,19 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
+// IMP_GEMV_MMA=1 sends BF16 to the tensor-core kernel (gemv_mma.cu) at every T. Off by default: on the H100 it
+// reads a 12288 x 4096 matrix at 2.2 TB/s for T = 1 where this file's kernel reaches 2.7, so plain decoding is 7 %
+// slower with it, while verifying 4 rows costs 1.10x one instead of 1.36x. The choice holds for the whole process
+// (both kernels give a row the same bits whatever T is, but not the same bits as each other, and greedy MTP must
+// equal greedy decoding token for token).
+bool mma_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("IMP_GEMV_MMA");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
 }  // namespace
 
 cudaError_t Gemv(const void* w, WType wtype, int rows, int cols, const float* x, int T, float* y,
@@ -148,16 +168,18 @@ cudaError_t GemvSegments(const void* w, WType wtype, int cols, const float* x, i
     if (out.end[g] <= (g ? out.end[g - 1] : 0) || !out.y[g]) IMP_DISPATCH_FAIL("GEMV segment (empty or no output)", g);
   const int rows = out.end[out.n - 1];
   if (rows <= 0 || cols <= 0) IMP_DISPATCH_FAIL("GEMV shape (rows or cols <= 0)", rows <= 0 ? rows : cols);
+  if (mma_enabled() && MmaApplies(wtype, cols, w, x)) return GemvMma(w, cols, x, T, out, stream);
   const dim3 block(kWarps * 32);
   DISPATCH_WTYPE(wtype, W, {
     const bool vec = aligned16(w) && aligned16(x) && cols % kVec<W> == 0;
     DISPATCH_ROWS(T, TR, {
       const int per_block = kWarps * kRowsPerWarp<TR>;
       const dim3 grid((rows + per_block - 1) / per_block);
-      if (vec)
-        GemvKernel<W, TR, true><<<grid, block, 0, stream>>>(static_cast<const W*>(w), rows, cols, x, out);
-      else
-        GemvKernel<W, TR, false><<<grid, block, 0, stream>>>(static_cast<const W*>(w), rows, cols, x, out);
+      const cudaError_t e = vec ? launch_pdl(GemvKernel<W, TR, true>, grid, block, 0, stream, static_cast<const W*>(w),
+                                             rows, cols, x, out)
+                                : launch_pdl(GemvKernel<W, TR, false>, grid, block, 0, stream, static_cast<const W*>(w),
+                                             rows, cols, x, out);
+      if (e != cudaSuccess) return e;
     })
   })
   return cudaGetLastError();

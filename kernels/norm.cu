@@ -2,6 +2,7 @@
 
 #include "device_utils.cuh"
 #include "dispatch.cuh"
+#include "launch.cuh"
 
 #include <algorithm>
 #include <cstdint>
@@ -12,6 +13,8 @@ namespace {
 
 __global__ void RMSNormKernel(const float* __restrict__ x, int x_stride, const float* __restrict__ scale, int n,
                               float eps, float* __restrict__ y, int y_stride) {
+  pdl_wait();  // launched with launch_pdl: the input is the previous kernel's output
+  pdl_trigger();
   const float* xr = x + size_t(blockIdx.x) * x_stride;
   float* yr = y + size_t(blockIdx.x) * y_stride;
   float ss = 0.0f;
@@ -22,6 +25,8 @@ __global__ void RMSNormKernel(const float* __restrict__ x, int x_stride, const f
 
 __global__ void AddRMSNormKernel(float* __restrict__ x, const float* __restrict__ branch,
                                  const float* __restrict__ scale, int n, float eps, float* __restrict__ y) {
+  pdl_wait();  // launched with launch_pdl: the input is the previous kernel's output
+  pdl_trigger();
   float* xr = x + size_t(blockIdx.x) * n;
   const float* br = branch + size_t(blockIdx.x) * n;
   float* yr = y + size_t(blockIdx.x) * n;
@@ -41,6 +46,8 @@ __global__ void AddRMSNormKernel(float* __restrict__ x, const float* __restrict_
 template <int VPT>
 __global__ void AddRMSNormVecKernel(float* __restrict__ x, const float* __restrict__ branch,
                                     const float* __restrict__ scale, int n, float eps, float* __restrict__ y) {
+  pdl_wait();  // launched with launch_pdl: the input is the previous kernel's output
+  pdl_trigger();
   const int n4 = n / 4;
   float4* xr = reinterpret_cast<float4*>(x + size_t(blockIdx.x) * n);
   const float4* br = reinterpret_cast<const float4*>(branch + size_t(blockIdx.x) * n);
@@ -71,6 +78,8 @@ __global__ void AddRMSNormVecKernel(float* __restrict__ x, const float* __restri
 
 __global__ void GatedRMSNormKernel(const float* __restrict__ o, const float* __restrict__ z,
                                    const float* __restrict__ w, int n, float eps, float* __restrict__ y) {
+  pdl_wait();  // launched with launch_pdl: the input is the previous kernel's output
+  pdl_trigger();
   const size_t base = size_t(blockIdx.x) * n;
   float ss = 0.0f;
   for (int i = threadIdx.x; i < n; i += blockDim.x) ss += o[base + i] * o[base + i];
@@ -86,8 +95,7 @@ int block_for(int n) { return n >= 1024 ? 512 : n >= 256 ? 256 : n > 64 ? 128 : 
 cudaError_t RMSNorm(const float* x, int x_stride, const float* scale, int T, int n, float eps, float* y,
                     int y_stride, cudaStream_t stream) {
   if (T <= 0 || n <= 0) IMP_DISPATCH_FAIL("RMSNorm shape (T or n <= 0)", T <= 0 ? T : n);
-  RMSNormKernel<<<T, block_for(n), 0, stream>>>(x, x_stride, scale, n, eps, y, y_stride);
-  return cudaGetLastError();
+  return launch_pdl(RMSNormKernel, T, block_for(n), 0, stream, x, x_stride, scale, n, eps, y, y_stride);
 }
 
 cudaError_t AddRMSNorm(float* x, const float* branch, const float* scale, int T, int n, float eps, float* y,
@@ -98,20 +106,16 @@ cudaError_t AddRMSNorm(float* x, const float* branch, const float* scale, int T,
   const int n4 = n / 4;
   if (aligned && n % 4 == 0 && n4 <= 4 * 1024) {
     const int threads = std::min(1024, (n4 + 31) / 32 * 32), vpt = (n4 + threads - 1) / threads;
-    if (vpt == 1) AddRMSNormVecKernel<1><<<T, threads, 0, stream>>>(x, branch, scale, n, eps, y);
-    else if (vpt == 2) AddRMSNormVecKernel<2><<<T, threads, 0, stream>>>(x, branch, scale, n, eps, y);
-    else AddRMSNormVecKernel<4><<<T, threads, 0, stream>>>(x, branch, scale, n, eps, y);
-    return cudaGetLastError();
+    auto* kernel = vpt == 1 ? AddRMSNormVecKernel<1> : vpt == 2 ? AddRMSNormVecKernel<2> : AddRMSNormVecKernel<4>;
+    return launch_pdl(kernel, T, threads, 0, stream, x, branch, scale, n, eps, y);
   }
-  AddRMSNormKernel<<<T, block_for(n), 0, stream>>>(x, branch, scale, n, eps, y);
-  return cudaGetLastError();
+  return launch_pdl(AddRMSNormKernel, T, block_for(n), 0, stream, x, branch, scale, n, eps, y);
 }
 
 cudaError_t GatedRMSNorm(const float* o, const float* z, const float* w, int n_rows, int n, float eps, float* y,
                          cudaStream_t stream) {
   if (n_rows <= 0 || n <= 0) IMP_DISPATCH_FAIL("GatedRMSNorm shape (rows or n <= 0)", n_rows <= 0 ? n_rows : n);
-  GatedRMSNormKernel<<<n_rows, block_for(n), 0, stream>>>(o, z, w, n, eps, y);
-  return cudaGetLastError();
+  return launch_pdl(GatedRMSNormKernel, n_rows, block_for(n), 0, stream, o, z, w, n, eps, y);
 }
 
 }  // namespace imp::kernels::norm

@@ -38,6 +38,7 @@
 #include "attention.cuh"
 #include "deltanet.cuh"
 #include "gemv.cuh"
+#include "gemv_mma.cuh"
 #include "moe.cuh"
 #include "norm.cuh"
 #include "rope.cuh"
@@ -95,28 +96,44 @@ HostWeights random_weights(kn::WType t, size_t n, std::mt19937& rng) {
   return w;
 }
 
+// y = x W^T through the default kernel (gemv::Gemv) or the tensor-core one (gemv_mma.cu, opt-in in the library).
+cudaError_t gemv_by(bool mma, const void* w, kn::WType t, int rows, int cols, const float* x, int T, float* y) {
+  if (!mma) return kn::gemv::Gemv(w, t, rows, cols, x, T, y, nullptr);
+  kn::gemv::Segments out;
+  out.y[0] = y;
+  out.end[0] = rows;
+  out.n = 1;
+  return kn::gemv::GemvMma(w, cols, x, T, out, nullptr);
+}
+
 TEST(CudaKernels, GemvEveryDtypeAndRowCount) {
   REQUIRE_GPU();
   std::mt19937 rng(7);
   for (kn::WType t : {kn::WType::F32, kn::WType::F16, kn::WType::BF16}) {
-    for (int cols : {256, 72, 35}) {  // 16-byte path, 16-byte path with a short tail, scalar path
+    // 16-byte path (the tensor-core kernel too for BF16 at 256, 1024, 4096), 16-byte path with a short tail,
+    // scalar path
+    for (int cols : {256, 1024, 4096, 72, 35}) {
       const int rows = 37;
       HostWeights w = random_weights(t, size_t(rows) * cols, rng);
       Dev<float> wf(w.f32);
       Dev<uint16_t> wh(w.bits.empty() ? std::vector<uint16_t>(1) : w.bits);
       const void* wd = t == kn::WType::F32 ? static_cast<const void*>(wf.p) : static_cast<const void*>(wh.p);
       for (int T = 1; T <= 16; ++T) {
-        std::vector<float> x = randn(size_t(T) * cols, rng);
-        Dev<float> xd(x), yd(size_t(T) * rows);
-        CUDA_OK(kn::gemv::Gemv(wd, t, rows, cols, xd.p, T, yd.p, nullptr));
-        std::vector<float> y = yd.down(), ref(size_t(T) * rows);
-        for (int tt = 0; tt < T; ++tt)
-          for (int r = 0; r < rows; ++r) {
-            double s = 0;
-            for (int c = 0; c < cols; ++c) s += double(w.f32[size_t(r) * cols + c]) * x[size_t(tt) * cols + c];
-            ref[size_t(tt) * rows + r] = float(s);
-          }
-        EXPECT_LE(rel_err(y.data(), ref.data(), y.size()), 1e-5) << "dtype " << int(t) << " cols " << cols << " T " << T;
+        for (bool mma : {false, true}) {
+          std::vector<float> x = randn(size_t(T) * cols, rng);
+          Dev<float> xd(x), yd(size_t(T) * rows);
+          if (mma && !kn::gemv::MmaApplies(t, cols, wd, xd.p)) continue;
+          CUDA_OK(gemv_by(mma, wd, t, rows, cols, xd.p, T, yd.p));
+          std::vector<float> y = yd.down(), ref(size_t(T) * rows);
+          for (int tt = 0; tt < T; ++tt)
+            for (int r = 0; r < rows; ++r) {
+              double s = 0;
+              for (int c = 0; c < cols; ++c) s += double(w.f32[size_t(r) * cols + c]) * x[size_t(tt) * cols + c];
+              ref[size_t(tt) * rows + r] = float(s);
+            }
+          EXPECT_LE(rel_err(y.data(), ref.data(), y.size()), 1e-5)
+              << "dtype " << int(t) << " cols " << cols << " T " << T << " tensor cores " << mma;
+        }
       }
     }
   }
@@ -125,32 +142,76 @@ TEST(CudaKernels, GemvEveryDtypeAndRowCount) {
   kn::clear_error_detail();
 }
 
-// Adjacent matrices in one launch (GemvSegments) give each output exactly what its own Gemv gives.
+// A row's result does not depend on how many rows ride with it: each row of a T-row call equals, bit for bit, the
+// same x row alone (verify rows must give what decoding them one by one gives). Every dtype on the default kernel,
+// and BF16 on the tensor-core one (2, 4 and 8 warps per tile at these shapes).
+TEST(CudaKernels, GemvRowDoesNotDependOnT) {
+  REQUIRE_GPU();
+  std::mt19937 rng(9);
+  for (kn::WType t : {kn::WType::F32, kn::WType::F16, kn::WType::BF16}) {
+    for (int cols : {512, 1024, 4096}) {
+      const int rows = 100;
+      HostWeights w = random_weights(t, size_t(rows) * cols, rng);
+      Dev<float> wf(w.f32);
+      Dev<uint16_t> wh(w.bits.empty() ? std::vector<uint16_t>(1) : w.bits);
+      const void* wd = t == kn::WType::F32 ? static_cast<const void*>(wf.p) : static_cast<const void*>(wh.p);
+      const std::vector<float> x = randn(size_t(16) * cols, rng);
+      Dev<float> xd(x), yd(size_t(16) * rows), y1(rows);
+      for (bool mma : {false, true}) {
+        if (mma && !kn::gemv::MmaApplies(t, cols, wd, xd.p)) continue;
+        for (int T : {2, 5, 16}) {
+          CUDA_OK(gemv_by(mma, wd, t, rows, cols, xd.p, T, yd.p));
+          const std::vector<float> y = yd.down();
+          for (int r = 0; r < T; ++r) {
+            CUDA_OK(gemv_by(mma, wd, t, rows, cols, xd.p + size_t(r) * cols, 1, y1.p));
+            const std::vector<float> one = y1.down();
+            EXPECT_EQ(0, std::memcmp(one.data(), y.data() + size_t(r) * rows, sizeof(float) * rows))
+                << "dtype " << int(t) << " cols " << cols << " T " << T << " row " << r << " tensor cores " << mma;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Adjacent matrices in one launch (GemvSegments) give each output what its own Gemv gives: bit for bit on the
+// CUDA-core kernel; the tensor-core kernel splits the columns over warps by the launch's shape, so there the same
+// products may be summed in another grouping (fp32 rounding apart).
 TEST(CudaKernels, GemvSegmentsEqualSeparateGemvs) {
   REQUIRE_GPU();
   std::mt19937 rng(8);
-  const int cols = 264, seg_rows[4] = {45, 16, 3, 29}, rows = 45 + 16 + 3 + 29;
-  HostWeights w = random_weights(kn::WType::BF16, size_t(rows) * cols, rng);
-  Dev<uint16_t> wh(w.bits);
-  for (int T : {1, 2, 4, 7, 16}) {
-    std::vector<float> x = randn(size_t(T) * cols, rng);
-    Dev<float> xd(x);
-    std::vector<std::unique_ptr<Dev<float>>> ys, refs;  // poisoned (NaN) on allocation
-    kn::gemv::Segments out;
-    int r0 = 0;
-    for (int g = 0; g < 4; ++g) {
-      ys.push_back(std::make_unique<Dev<float>>(size_t(T) * seg_rows[g]));
-      refs.push_back(std::make_unique<Dev<float>>(size_t(T) * seg_rows[g]));
-      out.y[g] = ys.back()->p;
-      out.end[g] = r0 + seg_rows[g];
-      CUDA_OK(kn::gemv::Gemv(wh.p + size_t(r0) * cols, kn::WType::BF16, seg_rows[g], cols, xd.p, T, refs.back()->p, nullptr));
-      r0 += seg_rows[g];
-    }
-    out.n = 4;
-    CUDA_OK(kn::gemv::GemvSegments(wh.p, kn::WType::BF16, cols, xd.p, T, out, nullptr));
-    for (int g = 0; g < 4; ++g) {
-      std::vector<float> a = ys[g]->down(), b = refs[g]->down();
-      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "T " << T << " segment " << g;
+  for (const int cols : {264, 4096}) {
+    for (bool mma : {false, true}) {
+      if (mma && cols % 32) continue;
+      const int seg_rows[4] = {45, 16, 3, 29}, rows = 45 + 16 + 3 + 29;
+      HostWeights w = random_weights(kn::WType::BF16, size_t(rows) * cols, rng);
+      Dev<uint16_t> wh(w.bits);
+      for (int T : {1, 2, 4, 7, 16}) {
+        std::vector<float> x = randn(size_t(T) * cols, rng);
+        Dev<float> xd(x);
+        std::vector<std::unique_ptr<Dev<float>>> ys, refs;  // poisoned (NaN) on allocation
+        kn::gemv::Segments out;
+        int r0 = 0;
+        for (int g = 0; g < 4; ++g) {
+          ys.push_back(std::make_unique<Dev<float>>(size_t(T) * seg_rows[g]));
+          refs.push_back(std::make_unique<Dev<float>>(size_t(T) * seg_rows[g]));
+          out.y[g] = ys.back()->p;
+          out.end[g] = r0 + seg_rows[g];
+          CUDA_OK(gemv_by(mma, wh.p + size_t(r0) * cols, kn::WType::BF16, seg_rows[g], cols, xd.p, T, refs.back()->p));
+          r0 += seg_rows[g];
+        }
+        out.n = 4;
+        CUDA_OK(mma ? kn::gemv::GemvMma(wh.p, cols, xd.p, T, out, nullptr)
+                    : kn::gemv::GemvSegments(wh.p, kn::WType::BF16, cols, xd.p, T, out, nullptr));
+        for (int g = 0; g < 4; ++g) {
+          std::vector<float> a = ys[g]->down(), b = refs[g]->down();
+          if (!mma)
+            EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)))
+                << "cols " << cols << " T " << T << " segment " << g;
+          else
+            EXPECT_LE(rel_err(a.data(), b.data(), a.size()), 1e-6) << "cols " << cols << " T " << T << " segment " << g;
+        }
+      }
     }
   }
   kn::gemv::Segments bad;
