@@ -3,7 +3,7 @@
 #   1. configure + build into build-gpu (-DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90), -j16 by default
 #   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
 #   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill, test_cuda_fp8,
-#      test_cuda_graphs, test_cuda_quant)
+#      test_cuda_graphs, test_cuda_quant, test_cuda_sampling)
 #   4. the benchmarks of docs/BENCHMARKS.md (imp-bench: demo model MTP, 9B-like random weights; informational)
 # Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
 #   usage: tools/gpu-check.sh            (from the repository root)
@@ -61,6 +61,10 @@ gpu_suite test_cuda_quant \
   "GGUF-quantized weights (test_cuda_quant: Q8_0/Q4_K/Q5_K/Q6_K GEMV, dequantisation, quantized GGUF models)" \
   "max rel err"
 
+gpu_suite test_cuda_sampling \
+  "GPU sampling kernels (test_cuda_sampling: distributions, draws and speculative acceptance against the CPU sampler)" \
+  "max abs err"
+
 step "ctest (all suites)"
 # The binding and packaging suites need mono, cargo and dpkg tools that the GPU image lacks; CI runs them.
 if ! (cd "$BUILD" && ctest --output-on-failure -E '^(bindings_|package_)' -j"$((JOBS / 2 > 0 ? JOBS / 2 : 1))") > "$OUT/ctest.log" 2>&1; then
@@ -94,6 +98,7 @@ if [ -x "$SAN" ]; then
   memcheck test_cuda_fp8 'CudaFp8Kernels.*:Models/CudaFp8Model.*/tiny_bf16:Models/CudaFp8Model.*/qwen35_moe' memcheck_fp8.log
   memcheck test_cuda_graphs 'CudaGraphKernels.*:Models/CudaGraphModel.*/tiny_f32' memcheck_graphs.log
   memcheck test_cuda_quant 'CudaQuantKernels.*:Gguf/CudaQuantModel.*/Dense_q4_k_m' memcheck_quant.log
+  memcheck test_cuda_sampling 'CudaSamplingKernels.*' memcheck_sampling.log
 else
   echo "compute-sanitizer not found: memcheck not run" | tee -a "$OUT/summary.txt"
   status=1
@@ -115,6 +120,7 @@ if [ "${IMP_BENCH:-1}" != 0 ] && [ -x "$BUILD/imp-bench" ]; then
   # shellcheck disable=SC2086
   bench demo ${IMP_BENCH_ARGS:---model "$ROOT/models/imp-demo" --prompts "$ROOT/models/imp-demo/heldout_prompts.json" -n 256 --mtp 2,3,auto --repeat 2 --backend cuda}
   bench 9b-bf16 --random-weights "$ROOT/configs/qwen35-9b-like.json" --pp 512,4096 --tg 128 --mtp 1,2,3,4
+  IMP_GEMV_MMA=1 bench 9b-bf16-mma --random-weights "$ROOT/configs/qwen35-9b-like.json" --pp 16 --tg 128 --mtp 1,2,3,4
   bench 9b-q4_k_m --random-weights "$ROOT/configs/qwen35-9b-like.json" --wtype q4_k_m --pp 512 --tg 128 --mtp 1,2,3
 else
   echo "benchmarks skipped (IMP_BENCH=0 or no imp-bench binary)" | tee -a "$OUT/summary.txt"
