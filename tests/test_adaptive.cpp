@@ -24,7 +24,13 @@ void train(AdaptiveDraft& p, int k_max, double alpha, double decode, double veri
 
 TEST(AdaptiveDraft, MeasuresFirstThenPicksTheBestRate) {
   AdaptiveDraft p(4);
-  EXPECT_EQ(p.choose(), 3);  // nothing measured: one cycle at k = 3 first
+  EXPECT_EQ(p.choose(), 3);  // nothing measured: two cycles at k = 3 first, then two plain steps
+  p.on_cycle(3, 3, 0.15, 1.15);
+  EXPECT_EQ(p.choose(), 3);
+  p.on_cycle(3, 3, 0.15, 1.15);
+  EXPECT_EQ(p.choose(), 0);
+  p.on_decode(5.0);  // a first step that recorded a CUDA graph: slow
+  EXPECT_EQ(p.choose(), 0);
   train(p, 4, 0.9, 1.0, 0.05, 0.05);  // cheap drafts and verifies, high acceptance: draft deep
   EXPECT_GE(p.choose(), 3);
   EXPECT_GT(p.expected_tokens(4), p.expected_tokens(1));
@@ -41,6 +47,20 @@ TEST(AdaptiveDraft, FallsBackToPlainDecodingAndProbes) {
   }
   EXPECT_GE(zeros, 56);
   EXPECT_GE(probes, 3);  // one k = 1 probe every 16 plain steps
+}
+
+// A slow first sample of each kind (CUDA graph recording) does not decide: plain decoding, measured twice, wins here.
+TEST(AdaptiveDraft, ASlowFirstPlainStepDoesNotHideThatPlainIsFaster) {
+  AdaptiveDraft p(4);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(p.choose(), 3);
+    p.on_cycle(3, 3, 3 * 0.15, 0.35);  // 4 tokens in 0.8 ms: 5 tokens / ms
+  }
+  EXPECT_EQ(p.choose(), 0);
+  p.on_decode(1.0);  // recording the graph
+  EXPECT_EQ(p.choose(), 0);
+  p.on_decode(0.17);  // replaying it: 5.9 tokens / ms
+  EXPECT_EQ(p.choose(), 0);
 }
 
 TEST(AdaptiveDraft, InterpolatesUnmeasuredVerifyCosts) {

@@ -40,10 +40,11 @@ double AdaptiveDraft::cost_ms(int k) const {
 }
 
 int AdaptiveDraft::choose() {
-  // Measure first: one cycle at k = 3 (or k_max), and one plain step; deeper k are estimated, then measured when
-  // chosen.
-  if (draft_step_ms_ == 0) return std::min(k_max_, 3);
-  if (decode_ms_ == 0) return 0;
+  // Measure first: two cycles at k = 3 (or k_max), and two plain steps; deeper k are estimated, then measured when
+  // chosen. Two of each because a backend's first step of a shape may run eagerly while it records the CUDA graph
+  // that later steps replay (several times slower on a small model); the costs keep the minimum.
+  if (cycles_ < 2) return std::min(k_max_, 3);
+  if (decodes_ < 2) return 0;
   int best = 0;
   double best_rate = 1.0 / cost_ms(0);
   for (int k = 1; k <= k_max_; ++k) {
@@ -65,10 +66,14 @@ int AdaptiveDraft::choose() {
   return best;
 }
 
-void AdaptiveDraft::on_decode(double ms) { decode_ms_ = floor_cost(decode_ms_, ms); }
+void AdaptiveDraft::on_decode(double ms) {
+  decode_ms_ = floor_cost(decode_ms_, ms);
+  ++decodes_;
+}
 
 void AdaptiveDraft::on_cycle(int k, int accepted, double draft_ms, double verify_ms) {
   if (k <= 0) return;
+  ++cycles_;
   draft_step_ms_ = floor_cost(draft_step_ms_, draft_ms / k);
   verify_ms_[k] = floor_cost(verify_ms_[k], verify_ms);
   // Depths 1..accepted were accepted; depth accepted+1 (if drafted) was the first rejection.

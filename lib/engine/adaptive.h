@@ -41,6 +41,7 @@ class AdaptiveDraft {
   std::array<double, kMaxDraft + 1> verify_ms_{};  // verify cost by k; 0 = unmeasured
   double draft_step_ms_ = 0, decode_ms_ = 0;
   int plain_streak_ = 0, draft_streak_ = 0;
+  int decodes_ = 0, cycles_ = 0;  // samples so far (the first of a shape may include recording a CUDA graph)
 };
 
 }  // namespace imp
