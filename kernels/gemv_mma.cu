@@ -48,10 +48,14 @@ constexpr int kTileRows = 16;  // mma M
 // b1 = B[2q+8, 2q+9][g]; d = D[g][2q, 2q+1], D[g+8][2q, 2q+1].
 __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // bf16 mma is sm_80+; MmaApplies() keeps older devices off this kernel
+#else
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
 }
 
 // Two activations as a bf16 pair: their hi parts, or (lo) what is left after the hi parts.
@@ -193,6 +197,10 @@ int warps_per_tile(int rows, int cols) {
 }  // namespace
 
 bool MmaApplies(WType wtype, int cols, const void* w, const float* x) {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess || major < 8)
+    return false;
   return wtype == WType::BF16 && cols % 32 == 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0 &&
          (reinterpret_cast<uintptr_t>(x) & 15) == 0;
 }

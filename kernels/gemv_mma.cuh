@@ -8,7 +8,7 @@
 
 namespace imp::kernels::gemv {
 
-// BF16 weights, cols a multiple of 32, W and x 16-byte aligned.
+// BF16 weights, cols a multiple of 32, W and x 16-byte aligned, a device of compute capability 8.0 or newer.
 bool MmaApplies(WType wtype, int cols, const void* w, const float* x);
 
 // out as validated by GemvSegments; T in 1..16.
