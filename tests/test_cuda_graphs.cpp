@@ -10,7 +10,8 @@
 //   RollbackTo anywhere in them, and small plain batches) to near n_ctx = 420, so the positions cross the
 //   128-key split boundaries, some inside a verify batch; every logit, hidden state and state tensor
 //   (DumpState) must be equal bit for bit, graphs must have been recorded and none may have failed to record.
-//   Two contexts interleaved likewise; IMP_CUDA_GRAPHS=0 turns graphs off; greedy generation through the C ABI
+//   The greedy draft chain (MtpGreedyChain, one graph) equals MtpForward step by step. Two contexts interleaved
+//   likewise; IMP_CUDA_GRAPHS=0 turns graphs off; greedy generation through the C ABI
 //   (plain and MTP, k up to 16) is the same with and without graphs.
 #include <imp/imp.h>
 
@@ -404,6 +405,75 @@ TEST_P(CudaGraphModel, SameBitsWithAndWithoutGraphs) {
   EXPECT_EQ(graphed.graphs().capture_failures(), 0) << "some batch shapes fell back to eager execution";
   EXPECT_EQ(eager.graphs().recorded(), 0u);
   std::printf("[ %s ] %zu graphs recorded, n_past %d\n", GetParam(), graphed.graphs().recorded(), t.n_past());
+}
+
+// The greedy draft chain (CudaForward::MtpGreedyChain: the steps after the first in one graph, each step's argmax
+// and h_mtp feeding the next on the device) gives the ids that MtpForward step by step gives, and leaves the same
+// MTP KV cache, bit for bit; for 1, 3 and 7 steps, the full head, a vocab_limit and the FP8 head.
+TEST_P(CudaGraphModel, DraftChainEqualsStepByStep) {
+  if (!mtp_) GTEST_SKIP() << GetParam() << " has no MTP head";
+  CudaForward eager(*model_, kCtx, 0, /*use_graphs=*/false), graphed(*model_, kCtx, 0, /*use_graphs=*/true);
+  Twin t(eager, graphed, V_, H_);
+  std::mt19937 rng(99);
+  const std::vector<int32_t> prompt = random_tokens(12, V_, rng);
+  t.forward(prompt, iota_rows(12), true, false);
+  t.mtp(std::vector<int32_t>(prompt.begin() + 1, prompt.end()), t.hidden().data(), 0, {10}, 0);
+  // One MTP step the usual way: its argmax and h_mtp start a chain at the next position.
+  auto step = [&](imp::ForwardPass& f, int32_t tok, const float* h, int pos, int vocab_limit, bool fp8, int32_t* id,
+                  std::vector<float>& h_out) {
+    const int32_t row0 = 0;
+    h_out.assign(H_, kUnwritten);
+    imp::MtpBatch b;
+    b.tokens = &tok;
+    b.hidden = h;
+    b.n = 1;
+    b.pos0 = pos;
+    b.logit_rows = &row0;
+    b.n_logit_rows = 1;
+    b.argmax = id;
+    b.hidden_out = h_out.data();
+    b.vocab_limit = vocab_limit;
+    b.low_precision_head = fp8;
+    f.MtpForward(b);
+  };
+  struct Case { int steps, vocab_limit; bool fp8; };
+  for (const Case& k : {Case{1, 0, false}, Case{3, 0, false}, Case{7, V_ / 2, false}, Case{3, 0, true}}) {
+    const int P = t.n_past();
+    const int32_t last = argmax(t.last_logits(), V_);
+    int32_t id0 = -1;
+    std::vector<float> h0, h;
+    step(eager, last, t.last_hidden().data(), P - 1, k.vocab_limit, k.fp8, &id0, h0);
+    std::vector<int32_t> want(k.steps, -1);
+    int32_t tok = id0;
+    std::vector<float> hin = h0;
+    for (int s = 0; s < k.steps; ++s) {
+      step(eager, tok, hin.data(), P + s, k.vocab_limit, k.fp8, &want[s], h);
+      tok = want[s];
+      hin = h;
+    }
+    int32_t gid0 = -1;
+    std::vector<float> gh0;
+    step(graphed, last, t.last_hidden().data(), P - 1, k.vocab_limit, k.fp8, &gid0, gh0);
+    ASSERT_EQ(id0, gid0);
+    std::vector<int32_t> got(k.steps, -1);
+    imp::MtpChain c;
+    c.token = gid0;
+    c.hidden = gh0.data();
+    c.pos0 = P;
+    c.steps = k.steps;
+    c.vocab_limit = k.vocab_limit;
+    c.low_precision_head = k.fp8;
+    c.drafts = got.data();
+    EXPECT_FALSE(graphed.MtpGreedyChain(c)) << "a chain shape's first call runs eagerly (the engine steps instead)";
+    EXPECT_TRUE(graphed.MtpGreedyChain(c)) << "recorded and replayed on the second call";
+    EXPECT_TRUE(graphed.MtpGreedyChain(c)) << "replayed";
+    EXPECT_EQ(want, got) << k.steps << " steps, vocab_limit " << k.vocab_limit << (k.fp8 ? ", FP8 head" : "");
+    t.check_state(P + k.steps);
+    EXPECT_FALSE(eager.MtpGreedyChain(c)) << "graphs off: the engine steps";
+    // Move on: the drafts' first token is fed, so the next case starts elsewhere.
+    t.forward({id0}, {0}, true, false);
+  }
+  EXPECT_EQ(graphed.graphs().capture_failures(), 0);
 }
 
 // Two contexts of one model, their calls interleaved: each has its own graphs, staging and stream.

@@ -126,6 +126,7 @@ class CudaForward final : public ForwardPass {
 
   void PrefillMtp(const MtpBatch& b) override { mtp(b); }
   void MtpForward(const MtpBatch& b) override { mtp(b); }
+  bool MtpGreedyChain(const MtpChain& chain) override;  // one CUDA graph for the whole chain (cuda_graphs.cpp)
 
  private:
   // ---- buffers -------------------------------------------------------------------------------------------
@@ -165,8 +166,9 @@ class CudaForward final : public ForwardPass {
   // The device part of lm_head: logits of rows_dev[i] of h (m <= kLogitChunk; rows_dev on the device), ids
   // [0, vocab_limit) only, copied into logits (host, row stride V). Enqueues only (no synchronisation, no host
   // inputs, no allocation), so that a CUDA graph can record it; the FP8 head must exist when low_precision.
+  // argmax_dev, if not null, receives the ids on the device (argmax_ otherwise).
   void lm_head_rows(const float* h, const int32_t* rows_dev, int m, float* logits, int vocab_limit, bool low_precision,
-                    int32_t* argmax = nullptr);
+                    int32_t* argmax = nullptr, int32_t* argmax_dev = nullptr);
 
   // Row t at position pos0 + t, plus *pos0_dev_ while a CUDA graph is being recorded.
   void full_attention(const DLayer& L, const float* xn, int T, int pos0, KvCache& cache, float* out);

@@ -254,4 +254,49 @@ bool CudaForward::mtp_graphed(const MtpBatch& b) {
   return true;
 }
 
+// Steps s = 0 .. steps-1: the MTP layer at position pos0 + s on token t_s and hidden h_s, then the draft head's
+// argmax into argmax_[s]; t_0 and h_0 come from the host, t_{s+1} = argmax_[s] and h_{s+1} = the step's h_mtp
+// (xn_, copied into hid_in_). The same kernels on the same values as the step-by-step path, so the ids are equal bit
+// for bit; one graph launch and one synchronisation for the chain instead of one per step.
+bool CudaForward::MtpGreedyChain(const MtpChain& c) {
+  const int H = c_.n_embd, V = c_.n_vocab, n = c.steps;
+  if (!w_->has_mtp || !graphs_.enabled() || timer_.on() || n < 1 || n >= kGraphMaxRows || !c.hidden || !c.drafts ||
+      c.pos0 < 0 || c.pos0 + n > n_ctx_ || c.token < 0 || c.token >= V)
+    return false;
+  if (c.low_precision_head && !lm_head_fp8_) return false;  // built by an eager step first
+  set_device();
+  const int Vl = c.vocab_limit > 0 && c.vocab_limit < V ? c.vocab_limit : V;
+  GraphKey key;
+  key.kind = GraphKey::Kind::MtpChain;
+  key.rows = n;
+  key.logit_rows = 1;
+  key.vocab_limit = Vl;
+  key.low_precision_head = c.low_precision_head;
+  key.argmax = true;
+
+  StepInputs& in = graphs_.inputs();
+  in.pos0 = c.pos0;
+  in.tokens[0] = c.token;
+  in.logit_rows[0] = 0;
+  for (int s = 0; s < n; ++s) in.positions[s] = c.pos0 + s;
+  std::memcpy(graphs_.hidden_in(), c.hidden, sizeof(float) * H);
+  int32_t* ids = argmax_.as<int32_t>();
+  const bool ran = graphs_.run(key, stream_, "a draft chain", [&] {
+    graphs_.copy_inputs(stream_);
+    check(cudaMemcpyAsync(hid_in_.as(), graphs_.hidden_in(), sizeof(float) * H, cudaMemcpyHostToDevice, stream_),
+          "copying MTP hidden states");
+    for (int s = 0; s < n; ++s) {
+      DevicePosition at(pos0_dev_, graphs_.positions_dev() + s);
+      mtp_rows(s == 0 ? graphs_.tokens_dev() : ids + (s - 1), 1, /*pos0=*/0);
+      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), 1, nullptr, Vl, c.low_precision_head, nullptr, ids + s);
+      if (s + 1 < n) copy_d2d(hid_in_.as(), xn_.as(), sizeof(float) * H);
+    }
+    check(cudaMemcpyAsync(graphs_.argmax_out(), ids, sizeof(int32_t) * n, cudaMemcpyDeviceToHost, stream_),
+          "copying draft ids");
+  });
+  if (!ran) return false;
+  std::memcpy(c.drafts, graphs_.argmax_out(), sizeof(int32_t) * n);
+  return true;
+}
+
 }  // namespace imp::cuda

@@ -37,7 +37,7 @@ bool cuda_graphs_enabled_by_env();
 
 // What makes two batches replay the same graph: everything that changes which kernels run, with which shapes.
 struct GraphKey {
-  enum class Kind : uint8_t { Main, Mtp };
+  enum class Kind : uint8_t { Main, Mtp, MtpChain };  // MtpChain: rows = steps of a greedy draft chain
   Kind kind = Kind::Main;
   int rows = 0;                     // tokens in the batch, 1..kGraphMaxRows
   bool keep_row_states = false;     // main: the DeltaNet states after every row are kept
@@ -58,6 +58,7 @@ struct StepInputs {
   int32_t pos0 = 0;                      // position of row 0 (kernels add it to their host pos0 of 0)
   int32_t tokens[kGraphMaxRows] = {};
   int32_t logit_rows[kGraphMaxRows] = {};  // row indices into the batch, ascending
+  int32_t positions[kGraphMaxRows] = {};   // a draft chain's step positions (pos0 + s)
 };
 
 // The graphs of one forward pass and the staging memory they read and write. Not thread-safe (neither is the
@@ -86,6 +87,9 @@ class StepGraphs {
   void copy_inputs(cudaStream_t stream) const;
   const int32_t* pos0_dev() const { return reinterpret_cast<const int32_t*>(dev_bytes() + offsetof(StepInputs, pos0)); }
   const int32_t* tokens_dev() const { return reinterpret_cast<const int32_t*>(dev_bytes() + offsetof(StepInputs, tokens)); }
+  const int32_t* positions_dev() const {
+    return reinterpret_cast<const int32_t*>(dev_bytes() + offsetof(StepInputs, positions));
+  }
   const int32_t* logit_rows_dev() const {
     return reinterpret_cast<const int32_t*>(dev_bytes() + offsetof(StepInputs, logit_rows));
   }

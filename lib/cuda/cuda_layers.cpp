@@ -120,7 +120,7 @@ void CudaForward::lm_head(const float* h, const int32_t* rows, int n_rows, int r
 
 // The device part of lm_head (a CUDA graph records it with rows_dev and logits in its staging).
 void CudaForward::lm_head_rows(const float* h, const int32_t* rows_dev, int m, float* logits, int vocab_limit,
-                               bool low_precision, int32_t* argmax) {
+                               bool low_precision, int32_t* argmax, int32_t* argmax_dev) {
   const int H = c_.n_embd, V = c_.n_vocab;
   const int Vl = vocab_limit > 0 && vocab_limit < V ? vocab_limit : V;
   DMat head = w_->lm_head;  // rows [0, Vl) of the row-major head
@@ -136,9 +136,11 @@ void CudaForward::lm_head_rows(const float* h, const int32_t* rows_dev, int m, f
   } else {
     matmul(head, sel_.as(), m, logits_.as());
   }
-  if (argmax) {  // greedy: m ids cross the bus instead of m x Vl logits
-    check(k::sampling::Argmax(logits_.as(), m, Vl, argmax_.as<int32_t>(), stream_), "argmax");
-    check(cudaMemcpyAsync(argmax, argmax_.as(), sizeof(int32_t) * m, cudaMemcpyDeviceToHost, stream_), "copying argmax");
+  if (argmax || argmax_dev) {  // greedy: m ids cross the bus instead of m x Vl logits
+    int32_t* ids = argmax_dev ? argmax_dev : argmax_.as<int32_t>();
+    check(k::sampling::Argmax(logits_.as(), m, Vl, ids, stream_), "argmax");
+    if (argmax)
+      check(cudaMemcpyAsync(argmax, ids, sizeof(int32_t) * m, cudaMemcpyDeviceToHost, stream_), "copying argmax");
   }
   if (logits)
     check(cudaMemcpy2DAsync(logits, sizeof(float) * V, logits_.as(), sizeof(float) * Vl, sizeof(float) * Vl, m,

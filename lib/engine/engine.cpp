@@ -116,7 +116,26 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
   double unused = 0;
   run_mtp_rows(P, last, greedy ? nullptr : logits.data(), h.data(), &unused,
                greedy ? &id : nullptr);  // step 1: row P-1 (and any pending rows before it)
+  // Greedy steps 2..k in one call where the backend can chain them on the device (no host round trip per step).
+  bool chained = false;
+  if (greedy && k > 1) {
+    MtpChain c;
+    c.token = id;
+    c.hidden = h.data();
+    c.pos0 = P;
+    c.steps = k - 1;
+    c.vocab_limit = draft_vocab();
+    c.low_precision_head = draft_head_fp8_;
+    c.drafts = &draft_tokens_[1];
+    chained = forward_->MtpGreedyChain(c);
+    if (chained) stats_.mtp_forwards += k - 1;
+  }
   for (int j = 0; j < k; ++j) {
+    if (chained && j > 0) {
+      if (probs) probs[j] = 1.0f;
+      drafts[j] = draft_tokens_[j];
+      continue;
+    }
     if (j > 0) {
       int32_t row0 = 0;
       MtpBatch b;

@@ -57,6 +57,19 @@ struct MtpBatch {
   bool low_precision_head = false;
 };
 
+// The rest of a greedy draft chain in one call: steps 2..k of Engine::draft, each an MTP step whose token is the
+// previous step's argmax and whose hidden is the previous step's h_mtp, at positions pos0, pos0 + 1, ... A backend
+// that keeps these on the device runs the chain without returning to the host between steps.
+struct MtpChain {
+  int32_t token = -1;             // the first step's token (the argmax of the step before the chain)
+  const float* hidden = nullptr;  // (H) the first step's hidden: the h_mtp of the step before the chain
+  int pos0 = 0;                   // the first step's position
+  int steps = 0;                  // 1..kGraphMaxRows - 1 on the CUDA backend
+  int vocab_limit = 0;            // as MtpBatch
+  bool low_precision_head = false;
+  int32_t* drafts = nullptr;      // (steps) out: each step's argmax over [0, vocab_limit)
+};
+
 // An opaque copy of the sequence state (recurrent states, conv windows, position; the KV caches are append-only
 // and are cut back by position instead of copied).
 class StateSnapshot {
@@ -92,6 +105,9 @@ class ForwardPass {
   // no MTP head.
   virtual void PrefillMtp(const MtpBatch& batch) = 0;
   virtual void MtpForward(const MtpBatch& batch) = 0;
+  // Runs the chain and returns true, or returns false having done nothing (the engine then runs the steps one
+  // MtpForward at a time; the results are the same bit for bit). The CPU backend always declines.
+  virtual bool MtpGreedyChain(const MtpChain& /*chain*/) { return false; }
 };
 
 // The CPU reference backend over a loaded model, n_ctx positions, n_threads workers (0 = all cores).
