@@ -6,9 +6,12 @@ namespace imp {
 
 namespace {
 double ema(double old, double x, double decay) { return old == 0 ? x : decay * old + (1 - decay) * x; }
-// Costs are wall-clock times, and other work on the machine only ever adds to them: track a minimum that drifts
-// up by 2% a sample, so it follows a real slowdown but not a passing one.
-double floor_cost(double old, double x) { return old == 0 ? x : std::min(x, old * 1.02); }
+constexpr double kCostDecay = 0.8;
+// A wall-clock cost sample into its moving average (adaptive.h says why an average, and why the first is dropped).
+double add_cost(double avg, double x, int n_before) {
+  if (n_before <= 1) return x;  // the first sample, or the second replacing it
+  return kCostDecay * avg + (1 - kCostDecay) * std::min(x, 2 * avg);
+}
 }  // namespace
 
 double AdaptiveDraft::expected_tokens(int k) const {
@@ -67,15 +70,16 @@ int AdaptiveDraft::choose() {
 }
 
 void AdaptiveDraft::on_decode(double ms) {
-  decode_ms_ = floor_cost(decode_ms_, ms);
+  decode_ms_ = add_cost(decode_ms_, ms, decodes_);
   ++decodes_;
 }
 
 void AdaptiveDraft::on_cycle(int k, int accepted, double draft_ms, double verify_ms) {
   if (k <= 0) return;
+  draft_step_ms_ = add_cost(draft_step_ms_, draft_ms / k, cycles_);
+  verify_ms_[k] = add_cost(verify_ms_[k], verify_ms, verify_n_[k]);
   ++cycles_;
-  draft_step_ms_ = floor_cost(draft_step_ms_, draft_ms / k);
-  verify_ms_[k] = floor_cost(verify_ms_[k], verify_ms);
+  ++verify_n_[k];
   // Depths 1..accepted were accepted; depth accepted+1 (if drafted) was the first rejection.
   for (int j = 1; j <= std::min(k, accepted + 1); ++j) alpha_[j] = ema(alpha_[j], j <= accepted ? 1.0 : 0.0, kDecay);
 }

@@ -3,12 +3,15 @@
 //   E(k)    = 1 + sum_{i=1..k} prod_{j=1..i} alpha_j      alpha_j: acceptance at depth j given depth j-1 accepted
 //   cost(k) = verify(k) + k * draft_step                   cost(0) = decode step
 //   k*      = argmax_k E(k) / cost(k)
-// alpha is an exponential moving average of the engine's own counters; the costs are wall-clock times filtered
-// to a slowly rising minimum (interference only adds time); costs of k not
-// measured yet come from a straight line through the measured ones, acceptance at unmeasured depths from the
-// deepest measured one, discounted. When plain decoding wins, a k = 1 probe runs
-// every kProbeEvery steps so that a change in acceptance is noticed, and while drafting one plain step every
-// kRefreshEvery cycles keeps the decode cost current. The choice depends only on the past, so
+// alpha is an exponential moving average of the engine's own counters; each cost is a moving average of its
+// wall-clock samples (the first one replaced by the second, since a backend's first step of a shape may record a
+// CUDA graph; a sample above twice the average counts as twice the average). Averages and not minimums: the
+// decode cost is sampled far less often than the drafting costs, and the minimum of many noisy samples sits lower
+// than the minimum of a few, which made drafting look faster than it was on a small, launch-bound model. Costs of
+// k not measured yet come from a straight line through the measured ones, acceptance at unmeasured depths from
+// the deepest measured one, discounted. When plain decoding wins, a k = 1 probe runs every kProbeEvery steps so
+// that a change in acceptance is noticed, and while drafting one plain step every kRefreshEvery cycles keeps the
+// decode cost current. The choice depends only on the past, so
 // verification keeps the output exact (greedy) or distributed as plain sampling; with temperature > 0 the random
 // stream then depends on timings, so runs are not bit-reproducible across machines.
 #pragma once
@@ -35,10 +38,11 @@ class AdaptiveDraft {
  private:
   static constexpr double kDecay = 0.9;    // EMA weight of the past
   static constexpr int kProbeEvery = 16;   // plain steps between k = 1 probes
-  static constexpr int kRefreshEvery = 24; // drafting cycles between plain steps
+  static constexpr int kRefreshEvery = 12; // drafting cycles between plain steps
   int k_max_;
   std::array<double, kMaxDraft + 1> alpha_{};      // alpha_[j], j >= 1; 0 = unmeasured
   std::array<double, kMaxDraft + 1> verify_ms_{};  // verify cost by k; 0 = unmeasured
+  std::array<int, kMaxDraft + 1> verify_n_{};      // samples of each
   double draft_step_ms_ = 0, decode_ms_ = 0;
   int plain_streak_ = 0, draft_streak_ = 0;
   int decodes_ = 0, cycles_ = 0;  // samples so far (the first of a shape may include recording a CUDA graph)
