@@ -44,6 +44,10 @@ __global__ void ConvUpdateKernel(const float* __restrict__ mixed, const float* _
   for (int k = 0; k < K; ++k) tap[k] = taps[size_t(ch) * K + k];
 #pragma unroll
   for (int i = 0; i < K - 1; ++i) win[i] = state[size_t(i) * conv_dim + ch];
+  if (row_conv) {  // slot 0: the window before the batch
+#pragma unroll
+    for (int i = 0; i < K - 1; ++i) row_conv[size_t(i) * conv_dim + ch] = win[i];
+  }
   for (int t = 0; t < T; ++t) {
     win[K - 1] = mixed[size_t(t) * conv_dim + ch];
     float s = 0.0f;
@@ -54,7 +58,7 @@ __global__ void ConvUpdateKernel(const float* __restrict__ mixed, const float* _
     for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
     if (row_conv) {
 #pragma unroll
-      for (int i = 0; i < K - 1; ++i) row_conv[(size_t(t) * (K - 1) + i) * conv_dim + ch] = win[i];
+      for (int i = 0; i < K - 1; ++i) row_conv[(size_t(t + 1) * (K - 1) + i) * conv_dim + ch] = win[i];
     }
   }
 #pragma unroll
@@ -73,6 +77,8 @@ __global__ void RecurrentKernel(const float* __restrict__ conv_out, const float*
   float* k = q + dk;
   float* Sg = S_all + size_t(j) * dk * dv;
   for (int i = threadIdx.x; i < dk * dv; i += blockDim.x) S[i] = Sg[i];
+  if (row_S)  // slot 0: the state before the batch
+    for (int i = threadIdx.x; i < dk * dv; i += blockDim.x) row_S[size_t(j) * dk * dv + i] = S[i];
   const float q_scale = rsqrtf(float(dk));
   const int d = threadIdx.x;
   for (int t = 0; t < T; ++t) {
@@ -99,7 +105,7 @@ __global__ void RecurrentKernel(const float* __restrict__ conv_out, const float*
       }
       const float delta = beta * (v - u);
       float acc = 0.0f;
-      float* rs = row_S ? row_S + (size_t(t) * HV + j) * dk * dv : nullptr;
+      float* rs = row_S ? row_S + (size_t(t + 1) * HV + j) * dk * dv : nullptr;
       for (int i = 0; i < dk; ++i) {
         const float s = S[i * dv + d] + (k[i] * rk) * delta;
         S[i * dv + d] = s;
@@ -139,6 +145,10 @@ __global__ void __launch_bounds__(128) RecurrentColumnsKernel(const float* __res
   float s[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) s[r] = live ? Sg[size_t(w * R + r) * dv + d] : 0.0f;
+  if (row_S && live) {  // slot 0: the state before the batch
+#pragma unroll
+    for (int r = 0; r < R; ++r) row_S[size_t(j) * DK * dv + size_t(w * R + r) * dv + d] = s[r];
+  }
   const float q_scale = rsqrtf(float(DK));
   for (int t = 0; t < T; ++t) {
     const int p = t & 1;
@@ -171,7 +181,7 @@ __global__ void __launch_bounds__(128) RecurrentColumnsKernel(const float* __res
     const float v = live ? row[2 * dm.HK * DK + j * dv + d] : 0.0f;
     const float delta = beta * (v - u);
     float acc = 0.0f;
-    float* rs = row_S && live ? row_S + (size_t(t) * HV + j) * DK * dv : nullptr;
+    float* rs = row_S && live ? row_S + (size_t(t + 1) * HV + j) * DK * dv : nullptr;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       s[r] += (qk[p][1][w * R + r] * rk) * delta;

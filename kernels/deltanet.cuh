@@ -5,13 +5,14 @@
 //       b, a (T, HV); r = HV / HK
 //   ConvUpdate: per channel c of mixed (T, conv_dim), window = [state (K-1, conv_dim) oldest first | rows]:
 //       out[t][c] = silu(sum_k taps[c][k] * window[t + k]); taps (conv_dim, K), tap K-1 on the newest input.
-//       The state is advanced to the last K-1 inputs. row_conv, if not null, receives the window after each row:
-//       (T, K-1, conv_dim).
+//       The state is advanced to the last K-1 inputs. row_conv, if not null, receives the window before the batch
+//       and after each row: (T+1, K-1, conv_dim), slot 0 the window before.
 //   Recurrent: per value head j (key head j / r), per row t in order, S (dk, dv) fp32:
 //       q, k = l2norm(conv_out q/k of key head), q *= dk^-1/2; beta = sigmoid(b); g = A[j] * softplus(a + dt_bias[j])
 //       S = exp(g) S;  u = S^T k;  S += k (beta (v - u))^T;  o = S^T q
 //       conv_out: (T, conv_dim); b, a: (T, HV); A, dt_bias: (HV); S: (HV, dk, dv) in/out; o: (T, HV, dv);
-//       row_S, if not null, receives S after each row: (T, HV, dk, dv).
+//       row_S, if not null, receives S before the batch and after each row: (T+1, HV, dk, dv), slot 0 the state
+//       before (written by the kernel, so that a verify batch needs no copy of its own for a rollback).
 //       One block per value head; S lives in shared memory (dk*dv*4 bytes, up to the device's opt-in limit), each
 //       thread owns one column d of S. Long prefills that keep no per-row states take the chunked (WY) form
 //       instead (deltanet_chunked.cuh).

@@ -51,6 +51,20 @@ __global__ void ConvertKernel(const float* __restrict__ x, size_t n, W* __restri
 
 unsigned grid_for(size_t n) { return unsigned(std::min<size_t>((n + 255) / 256, 4096)); }
 
+// Grid (x: chunks of a span, y: span); float4 where the span's pointers and size allow it.
+__global__ void CopySlotsKernel(const CopySpan* __restrict__ spans, int slot) {
+  const CopySpan sp = spans[blockIdx.y];
+  const float* src = sp.src + size_t(slot) * sp.n;
+  const size_t stride = size_t(gridDim.x) * blockDim.x, first = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (((reinterpret_cast<uintptr_t>(sp.dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0 && sp.n % 4 == 0) {
+    const float4* s4 = reinterpret_cast<const float4*>(src);
+    float4* d4 = reinterpret_cast<float4*>(sp.dst);
+    for (size_t i = first; i < sp.n / 4; i += stride) d4[i] = s4[i];
+  } else {
+    for (size_t i = first; i < sp.n; i += stride) sp.dst[i] = src[i];
+  }
+}
+
 }  // namespace
 
 cudaError_t Embed(const void* table, WType wtype, int H, const int32_t* tokens, int T, float* out,
@@ -84,6 +98,14 @@ cudaError_t ConvertF32(const float* x, size_t n, WType to, void* hi, void* lo, c
       break;
     default: IMP_DISPATCH_FAIL("conversion target type (F16 or BF16)", int(to));
   }
+  return cudaGetLastError();
+}
+
+cudaError_t CopySlots(const CopySpan* spans, int n_spans, size_t max_n, int slot, cudaStream_t stream) {
+  if (n_spans <= 0 || max_n == 0) return cudaSuccess;
+  if (n_spans > 65535) IMP_DISPATCH_FAIL("CopySlots spans (at most 65535)", n_spans);
+  const unsigned chunks = unsigned(std::min<size_t>((max_n / 4 + 255) / 256, 256));
+  CopySlotsKernel<<<dim3(std::max(chunks, 1u), unsigned(n_spans)), 256, 0, stream>>>(spans, slot);
   return cudaGetLastError();
 }
 

@@ -361,12 +361,14 @@ void check_deltanet(int dk, int dv, int T, unsigned seed) {
                      S = randn(size_t(d.HV) * d.dk * d.dv, rng, 0.1f);
   for (auto& x : A) x = -std::exp(x);
   Dev<float> md(mixed), tapd(taps), convd(conv), bd(b), ad(a), Ad(A), dtd(dt), Sd(S), co(size_t(T) * cd),
-      od(size_t(T) * d.HV * d.dv), rowc(size_t(T) * (d.K - 1) * cd), rowS(size_t(T) * S.size());
+      od(size_t(T) * d.HV * d.dv), rowc(size_t(T + 1) * (d.K - 1) * cd), rowS(size_t(T + 1) * S.size());
   CUDA_OK(kn::deltanet::ConvUpdate(md.p, tapd.p, T, d, convd.p, co.p, rowc.p, nullptr));
   CUDA_OK(kn::deltanet::Recurrent(co.p, bd.p, ad.p, Ad.p, dtd.p, T, d, Sd.p, od.p, rowS.p, nullptr));
 
   // Reference, written out as in lib/cpu/deltanet.cpp.
-  std::vector<float> cout_(size_t(T) * cd), rc(size_t(T) * (d.K - 1) * cd), win(d.K - 1 + T);
+  // Row states: slot 0 the state before the batch, slot t + 1 the state after row t.
+  std::vector<float> cout_(size_t(T) * cd), rc(size_t(T + 1) * (d.K - 1) * cd), win(d.K - 1 + T);
+  std::copy(conv.begin(), conv.end(), rc.begin());
   for (int ch = 0; ch < cd; ++ch) {
     for (int i = 0; i < d.K - 1; ++i) win[i] = conv[size_t(i) * cd + ch];
     for (int t = 0; t < T; ++t) win[d.K - 1 + t] = mixed[size_t(t) * cd + ch];
@@ -374,11 +376,12 @@ void check_deltanet(int dk, int dv, int T, unsigned seed) {
       float s = 0;
       for (int k = 0; k < d.K; ++k) s += taps[size_t(ch) * d.K + k] * win[t + k];
       cout_[size_t(t) * cd + ch] = imp::cpu::silu(s);
-      for (int i = 0; i < d.K - 1; ++i) rc[(size_t(t) * (d.K - 1) + i) * cd + ch] = win[t + 1 + i];
+      for (int i = 0; i < d.K - 1; ++i) rc[(size_t(t + 1) * (d.K - 1) + i) * cd + ch] = win[t + 1 + i];
     }
     for (int i = 0; i < d.K - 1; ++i) conv[size_t(i) * cd + ch] = win[T + i];
   }
-  std::vector<float> o(size_t(T) * d.HV * d.dv), rS(size_t(T) * S.size());
+  std::vector<float> o(size_t(T) * d.HV * d.dv), rS(size_t(T + 1) * S.size());
+  std::copy(S.begin(), S.end(), rS.begin());
   for (int j = 0; j < d.HV; ++j) {
     const int kh = j / r;
     float* Sj = &S[size_t(j) * d.dk * d.dv];
@@ -402,7 +405,7 @@ void check_deltanet(int dk, int dv, int T, unsigned seed) {
         for (int i = 0; i < d.dk; ++i) acc += Sj[i * d.dv + dd] * q[i];
         o[(size_t(t) * d.HV + j) * d.dv + dd] = acc;
       }
-      std::copy_n(Sj, d.dk * d.dv, &rS[(size_t(t) * d.HV + j) * d.dk * d.dv]);
+      std::copy_n(Sj, d.dk * d.dv, &rS[(size_t(t + 1) * d.HV + j) * d.dk * d.dv]);
     }
   }
   auto g_co = co.down(), g_o = od.down(), g_S = Sd.down(), g_conv = convd.down(), g_rc = rowc.down(), g_rS = rowS.down();

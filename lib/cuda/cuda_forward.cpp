@@ -55,7 +55,7 @@ void CudaForward::Forward(const ForwardBatch& b) {
   rows_start_ = rows_end_ = -1;
   if (forward_graphed(b)) {
     n_past_ = pos0 + T;
-    if (b.keep_row_states) rows_start_ = pos0, rows_end_ = pos0 + T;
+    if (b.keep_row_states) rows_start_ = pos0, rows_end_ = pos0 + T, state_slot_ = T;
     return;
   }
   int next_logit = 0;  // index into b.logit_rows
@@ -77,19 +77,23 @@ void CudaForward::Forward(const ForwardBatch& b) {
   }
   mark(nullptr);
   sync("Forward");
-  if (b.keep_row_states) rows_start_ = pos0, rows_end_ = pos0 + T;
+  if (b.keep_row_states) rows_start_ = pos0, rows_end_ = pos0 + T, state_slot_ = T;
 }
 
 void CudaForward::RollbackTo(int position) {
   if (rows_start_ < 0 || position < rows_start_ || position > rows_end_)
     fail(IMP_ERR_BAD_STATE, "cannot roll back to position ", position, ": no kept row states cover it");
   set_device();
-  const size_t idx = size_t(position - rows_start_);
-  for (LinState& s : lin_) {
-    copy_d2d(s.S.as(), s.row_S.as<char>() + idx * s.S.bytes(), s.S.bytes());
-    copy_d2d(s.conv.as(), s.row_conv.as<char>() + idx * s.conv.bytes(), s.conv.bytes());
+  // S and conv hold slot state_slot_ (after the batch: its last row's, which the kernels leave there), so nothing
+  // is copied when every row stands (every draft accepted). Otherwise slot position - rows_start_ of every
+  // layer's row states, in one launch. No synchronisation: what comes next on the stream sees the copies.
+  const int slot = position - rows_start_;
+  if (slot != state_slot_) {
+    check(k::elementwise::CopySlots(rollback_spans_.as<k::elementwise::CopySpan>(), int(2 * lin_.size()),
+                                    rollback_max_n_, slot, stream_),
+          "restoring the recurrent states");
+    state_slot_ = slot;
   }
-  sync("RollbackTo");
   n_past_ = position;  // KV rows past it are dead and get overwritten
 }
 
@@ -245,6 +249,18 @@ void CudaForward::allocate() {
     }
   }
   if (w_->has_mtp) mtp_kv_ = KvCache{f(kv), f(kv)};
+  // RollbackTo's copies: each layer's S and conv window from a slot of its row states.
+  if (!lin_.empty()) {
+    std::vector<k::elementwise::CopySpan> spans;
+    for (LinState& s : lin_) {
+      spans.push_back({s.S.as(), s.row_S.as(), s.S.bytes() / sizeof(float)});
+      spans.push_back({s.conv.as(), s.row_conv.as(), s.conv.bytes() / sizeof(float)});
+      rollback_max_n_ = std::max({rollback_max_n_, spans[spans.size() - 2].n, spans.back().n});
+    }
+    rollback_spans_ = DevBuf(spans.size() * sizeof(k::elementwise::CopySpan));
+    check(cudaMemcpy(rollback_spans_.as(), spans.data(), rollback_spans_.bytes(), cudaMemcpyHostToDevice),
+          "copying the rollback table");
+  }
   // The caches are read only below n_past, but start from zeros rather than whatever the allocator returns.
   for (KvCache* c : all_kv()) {
     check(cudaMemsetAsync(c->k.as(), 0, c->k.bytes(), stream_), "clearing the KV cache");

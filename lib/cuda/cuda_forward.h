@@ -208,11 +208,14 @@ class CudaForward final : public ForwardPass {
   const int32_t* pos0_dev_ = nullptr;  // while a graph is recorded: the device copy of the batch's position
   int n_past_ = 0;
   int rows_start_ = -1, rows_end_ = -1;  // positions the kept row states cover
+  int state_slot_ = -1;                  // the row-state slot that S and conv now hold (RollbackTo)
 
   std::vector<int> layer_slot_;  // layer -> index into kv_ or lin_
   std::vector<KvCache> kv_;
   std::vector<LinState> lin_;
   KvCache mtp_kv_;
+  DevBuf rollback_spans_;      // k::elementwise::CopySpan (2 per DeltaNet layer): RollbackTo's copies
+  size_t rollback_max_n_ = 0;  // the largest span
 
   // Activations, (kMaxRows, ·) unless said otherwise.
   DevBuf tokens_, rows_;                 // int32 (kMaxRows), int32 (kLogitChunk)

@@ -219,11 +219,9 @@ void CudaForward::deltanet(const DLayer& L, const float* xn, int T, LinState& s,
   mark("deltanet: conv + recurrence (state)");
   float* row_conv = nullptr;
   float* row_S = nullptr;
-  if (keep) {  // slot 0: the state before the batch; the kernels write slots 1..T
-    copy_d2d(s.row_S.as(), s.S.as(), s.S.bytes());
-    copy_d2d(s.row_conv.as(), s.conv.as(), s.conv.bytes());
-    row_S = s.row_S.as() + s.S.bytes() / sizeof(float);
-    row_conv = s.row_conv.as() + s.conv.bytes() / sizeof(float);
+  if (keep) {  // the kernels write slot 0 (the state before the batch) and slots 1..T
+    row_S = s.row_S.as();
+    row_conv = s.row_conv.as();
   }
   check(k::deltanet::ConvUpdate(mixed_.as(), L.conv, T, d, s.conv.as(), conv_out_.as(), row_conv, stream_),
         "DeltaNet conv");
