@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "cpu/layers.h"
 #include "cpu/ops.h"
+#include "engine/engine.h"
 #include "engine/forward.h"
 #include "model/model.h"
 #include "support/compare.h"
@@ -646,6 +647,50 @@ TEST_P(CudaModel, RollbackRowStatesEqualStepByStep) {
 
 // Through the C ABI with the CUDA backend: greedy MTP decoding (k = 1..4) emits exactly plain greedy decoding, and
 // the fixtures' golden greedy tokens.
+// Speculative sampling at temperature > 0 with the distributions, draws and accept/reject loop on the device
+// (Engine::set_device_sampling, kernels/sampling.cuh) emits what the engine's host sampling emits from the same
+// seed, token for token, drafts, verifies and plain sampled steps alike (the draws are the same uniforms; the
+// distributions agree to rounding, so only a draw within ~1e-7 of a boundary could differ).
+TEST_P(CudaModel, SampledMtpSameOnDeviceAsOnHost) {
+  if (!model_->weights.has_mtp) GTEST_SKIP() << "no MTP head";
+  struct Case { float temperature; int top_k; float top_p; float min_p; int k; };
+  for (const Case& c : {Case{0.8f, 0, 1.0f, 0.0f, 3}, Case{1.2f, 20, 0.9f, 0.0f, 2}, Case{1.0f, 0, 1.0f, 0.05f, 4}}) {
+    auto run = [&](bool on_device, std::vector<float>* q_out) {
+      imp::Engine e(*model_, gpu(256));
+      imp::SamplingParams sp;
+      sp.temperature = c.temperature;
+      sp.top_k = c.top_k;
+      sp.top_p = c.top_p;
+      sp.min_p = c.min_p;
+      sp.seed = 7;
+      e.set_sampling(sp);
+      e.set_device_sampling(on_device);
+      std::vector<float> logits(V_);
+      e.prefill(prompt_.data(), int(prompt_.size()), false, logits.data());
+      std::vector<int32_t> out{e.sample(logits.data())};
+      for (int cycle = 0; out.size() < 64 && e.n_past() + c.k + 2 < 256; ++cycle) {
+        if (cycle % 4 == 3) {  // a plain sampled step now and then
+          out.push_back(e.decode(out.back()));
+          continue;
+        }
+        int32_t d[8], toks[9];
+        float q[8];
+        int acc = 0;
+        e.draft(out.back(), c.k, d, q);
+        q_out->insert(q_out->end(), q, q + c.k);
+        const int m = e.verify(d, c.k, toks, c.k + 1, &acc);
+        out.insert(out.end(), toks, toks + m);
+      }
+      return out;
+    };
+    std::vector<float> q_host, q_dev;
+    const std::vector<int32_t> host = run(false, &q_host), dev = run(true, &q_dev);
+    EXPECT_EQ(host, dev) << "T " << c.temperature << " top_k " << c.top_k << " top_p " << c.top_p << " min_p " << c.min_p;
+    ASSERT_EQ(q_host.size(), q_dev.size());
+    for (size_t i = 0; i < q_host.size(); ++i) EXPECT_NEAR(q_host[i], q_dev[i], 1e-5) << "q of draft " << i;
+  }
+}
+
 TEST_P(CudaModel, GreedyMtpParityAndGoldenTokens) {
   imp_model_params mp = imp_model_default_params();
   mp.backend = IMP_BACKEND_CUDA;

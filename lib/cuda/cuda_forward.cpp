@@ -51,6 +51,8 @@ void CudaForward::Forward(const ForwardBatch& b) {
   if (T <= 0 || pos0 + T > n_ctx_) fail(IMP_ERR_INTERNAL, "Forward called with ", T, " tokens at position ", pos0);
   if (b.keep_row_states && T > kMaxKeepRows)
     fail(IMP_ERR_UNSUPPORTED, "the CUDA backend keeps row states for at most ", kMaxKeepRows, " rows; the batch has ", T);
+  if (b.verify_sample && (T > kDeviceSampleMaxRows || b.logits || b.argmax))
+    fail(IMP_ERR_INTERNAL, "a sampled verify batch has at most ", kDeviceSampleMaxRows, " rows and asks for no logits");
   set_device();
   rows_start_ = rows_end_ = -1;
   if (forward_graphed(b)) {
@@ -74,6 +76,13 @@ void CudaForward::Forward(const ForwardBatch& b) {
               b.argmax ? b.argmax + next_logit : nullptr);
     next_logit = end;
     n_past_ = pos0 + c0 + n;
+  }
+  if (b.verify_sample) {  // every row (T <= kDeviceSampleMaxRows: one chunk, xn_ holds them all)
+    int32_t rows[kDeviceSampleMaxRows];
+    for (int i = 0; i < T; ++i) rows[i] = i;
+    check(cudaMemcpyAsync(rows_.as(), rows, sizeof(int32_t) * T, cudaMemcpyHostToDevice, stream_), "copying logit rows");
+    lm_head_rows(xn_.as(), rows_.as<int32_t>(), T, nullptr, 0, false);
+    sample_verify(*b.verify_sample, T);
   }
   mark(nullptr);
   sync("Forward");
@@ -326,6 +335,9 @@ void CudaForward::mtp(const MtpBatch& b) {
   if (!w_->has_mtp) fail(IMP_ERR_UNSUPPORTED, "the model has no MTP head (no mtp.* tensors)");
   const int T = b.n, H = c_.n_embd;
   if (T <= 0 || b.pos0 < 0 || b.pos0 + T > n_ctx_) fail(IMP_ERR_INTERNAL, "MTP batch out of range");
+  if (b.draft_sample && (b.n_logit_rows != 1 || b.logits || b.argmax))
+    fail(IMP_ERR_INTERNAL, "a sampled draft step asks for exactly one logit row and no logits or argmax");
+  if (b.low_precision_head && b.draft_sample && !lm_head_fp8_) lm_head_fp8_ = cuda::lm_head_fp8(w_, stream_);
   set_device();
   if (mtp_graphed(b)) return;
   int next_logit = 0;
@@ -341,14 +353,21 @@ void CudaForward::mtp(const MtpBatch& b) {
             "copying h_mtp");
     int end = next_logit;
     while (end < b.n_logit_rows && b.logit_rows[end] < c0 + n) ++end;
-    if ((b.logits || b.argmax) && end > next_logit)
+    if (b.draft_sample && end > next_logit) {  // the one logit row: its logits stay on the device
+      const int32_t row = b.logit_rows[next_logit] - c0;
+      check(cudaMemcpyAsync(rows_.as(), &row, sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "copying a logit row");
+      lm_head_rows(xn_.as(), rows_.as<int32_t>(), 1, nullptr, b.vocab_limit, b.low_precision_head);
+      sample_draft(*b.draft_sample, b.vocab_limit);
+    } else if ((b.logits || b.argmax) && end > next_logit) {
       lm_head(xn_.as(), b.logit_rows + next_logit, end - next_logit, c0,
               b.logits ? b.logits + size_t(next_logit) * c_.n_vocab : nullptr, b.vocab_limit, b.low_precision_head,
               b.argmax ? b.argmax + next_logit : nullptr);
+    }
     next_logit = end;
   }
   mark(nullptr);
   sync("MTP forward");
+  if (b.draft_sample) finish_draft_sample(*b.draft_sample);
 }
 
 void CudaForward::mtp_rows(const int32_t* tokens_dev, int n, int pos0) {

@@ -127,6 +127,7 @@ class CudaForward final : public ForwardPass {
   void PrefillMtp(const MtpBatch& b) override { mtp(b); }
   void MtpForward(const MtpBatch& b) override { mtp(b); }
   bool MtpGreedyChain(const MtpChain& chain) override;  // one CUDA graph for the whole chain (cuda_graphs.cpp)
+  bool DeviceSampling() const override { return true; }  // kernels/sampling.cuh; eager batches (no graphs yet)
 
  private:
   // ---- buffers -------------------------------------------------------------------------------------------
@@ -177,6 +178,18 @@ class CudaForward final : public ForwardPass {
 
   void ffn(const DLayer& L, const float* xn, int T, float* out);
 
+  // ---- sampling on the device (cuda_sampling.cpp) ---------------------------------------------------------
+
+  // The buffers, allocated on the first sampled batch (about 24 bytes per logit of kDeviceSampleMaxRows rows of
+  // scratch, plus the p and q rows): contexts that never sample at temperature > 0 do not pay for them.
+  void ensure_sampling_buffers();
+  // logits_ holds a draft step's one row over [0, vocab_limit): q into its slot, a token drawn from it.
+  void sample_draft(const DraftSample& ds, int vocab_limit);
+  // After sync: q(token) of the drawn token, if asked.
+  void finish_draft_sample(const DraftSample& ds);
+  // logits_ holds the T rows of a verify batch: target distributions, then the accept/reject loop.
+  void sample_verify(const VerifySample& vs, int T);
+
   // ---- the main model and the MTP head -------------------------------------------------------------------
 
   // Rows pos0 .. pos0+n-1 (n <= kMaxRows). Leaves the post-final-norm hidden in xn_.
@@ -214,6 +227,8 @@ class CudaForward final : public ForwardPass {
   std::vector<KvCache> kv_;
   std::vector<LinState> lin_;
   KvCache mtp_kv_;
+  DevBuf samp_work_, samp_p_, samp_q_;  // sampling scratch, target rows (kDeviceSampleMaxRows, V), q slots (same)
+  DevBuf samp_io_;                      // uniforms (double), drafts, result and token (int32): see cuda_sampling.cpp
   DevBuf rollback_spans_;      // k::elementwise::CopySpan (2 per DeltaNet layer): RollbackTo's copies
   size_t rollback_max_n_ = 0;  // the largest span
 

@@ -166,7 +166,7 @@ bool rows_in_batch(const int32_t* rows, int n_rows, int n) {
 bool CudaForward::forward_graphed(const ForwardBatch& b) {
   const int T = b.n_tokens, H = c_.n_embd, V = c_.n_vocab;
   // Ids only (greedy) or logits only: a batch asking for both runs eagerly.
-  if (b.argmax && b.logits) return false;
+  if ((b.argmax && b.logits) || b.verify_sample) return false;  // device sampling runs eagerly
   const bool ids = b.argmax != nullptr;
   const int n_rows = b.logits || ids ? b.n_logit_rows : 0;
   if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T))
@@ -203,7 +203,7 @@ bool CudaForward::forward_graphed(const ForwardBatch& b) {
 
 bool CudaForward::mtp_graphed(const MtpBatch& b) {
   const int T = b.n, H = c_.n_embd, V = c_.n_vocab;
-  if (b.argmax && b.logits) return false;
+  if ((b.argmax && b.logits) || b.draft_sample) return false;  // device sampling runs eagerly
   const bool ids = b.argmax != nullptr;
   const int n_rows = b.logits || ids ? b.n_logit_rows : 0;
   if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T) ||

@@ -36,8 +36,21 @@ void Engine::record_fed(const int32_t* tokens, int n, const float* hidden) {
   if (has_mtp()) pending_hidden_.insert(pending_hidden_.end(), hidden, hidden + size_t(n) * H_);
 }
 
+bool Engine::sample_on_device(int rows) const {
+  return device_sampling_ && !sampling().greedy() && rows <= kDeviceSampleMaxRows && forward_->DeviceSampling();
+}
+
+SampleParams Engine::device_sample_params() const {
+  SampleParams p;
+  p.temperature = sampling().temperature;
+  p.top_k = sampling().top_k;
+  p.top_p = sampling().top_p;
+  p.min_p = sampling().min_p;
+  return p;
+}
+
 void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float* last_hidden, double* ms,
-                          int32_t* last_argmax) {
+                          int32_t* last_argmax, const DraftSample* last_sample) {
   const int first = mtp_valid_, n = end - first, P = int(tokens_.size());
   if (n <= 0) return;
   auto t0 = Clock::now();
@@ -51,9 +64,10 @@ void Engine::run_mtp_rows(int end, int32_t last_token, float* last_logits, float
   b.n = n;
   b.pos0 = first;
   b.logit_rows = &last_row;
-  b.n_logit_rows = last_logits || last_argmax ? 1 : 0;
+  b.n_logit_rows = last_logits || last_argmax || last_sample ? 1 : 0;
   b.logits = last_logits;
   b.argmax = last_argmax;
+  b.draft_sample = last_sample;
   b.hidden_out = last_hidden ? h_out.data() : nullptr;
   b.vocab_limit = draft_vocab();
   b.low_precision_head = draft_head_fp8_;  // only the last row's logits are asked for: a draft
@@ -108,14 +122,24 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
   auto t0 = Clock::now();
   const int P = n_past();
   draft_tokens_.assign(k, -1);
-  draft_dists_.assign(sampling().greedy() ? 0 : k, {});
-  // Greedy drafts need the argmax of each step only (found on the device by the CUDA backend).
+  // Greedy drafts need the argmax of each step only (found on the device by the CUDA backend); sampled drafts are
+  // drawn on the device where the backend can, their q_j kept there for verify (slot j).
   const bool greedy = sampling().greedy();
-  std::vector<float> logits(greedy ? 0 : V_), h(H_), h_next(H_);
+  const bool on_device = sample_on_device(k + 1);
+  draft_dists_.assign(greedy || on_device ? 0 : k, {});
+  std::vector<float> logits(greedy || on_device ? 0 : V_), h(H_), h_next(H_);
   int32_t id = -1;
   double unused = 0;
-  run_mtp_rows(P, last, greedy ? nullptr : logits.data(), h.data(), &unused,
-               greedy ? &id : nullptr);  // step 1: row P-1 (and any pending rows before it)
+  std::vector<float> q_drawn(k, 0.0f);
+  DraftSample ds;  // one per step, the draws in the host path's order
+  ds.params = device_sample_params();
+  ds.token = &id;
+  if (on_device) {
+    ds.uniform = sampler_.uniform();
+    ds.prob = probs ? &q_drawn[0] : nullptr;
+  }
+  run_mtp_rows(P, last, greedy || on_device ? nullptr : logits.data(), h.data(), &unused, greedy ? &id : nullptr,
+               on_device ? &ds : nullptr);  // step 1: row P-1 (and any pending rows before it)
   // Greedy steps 2..k in one call where the backend can chain them on the device (no host round trip per step).
   bool chained = false;
   if (greedy && k > 1) {
@@ -145,11 +169,17 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
       b.pos0 = P - 1 + j;
       b.logit_rows = &row0;
       b.n_logit_rows = 1;
-      b.logits = greedy ? nullptr : logits.data();
+      b.logits = greedy || on_device ? nullptr : logits.data();
       b.argmax = greedy ? &id : nullptr;
       b.hidden_out = h_next.data();
       b.vocab_limit = draft_vocab();
       b.low_precision_head = draft_head_fp8_;
+      if (on_device) {
+        ds.uniform = sampler_.uniform();
+        ds.slot = j;
+        ds.prob = probs ? &q_drawn[j] : nullptr;
+        b.draft_sample = &ds;
+      }
       forward_->MtpForward(b);
       ++stats_.mtp_forwards;
       std::swap(h, h_next);
@@ -158,6 +188,9 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
     if (greedy) {
       draft_tokens_[j] = id;
       if (probs) probs[j] = 1.0f;
+    } else if (on_device) {
+      draft_tokens_[j] = id;
+      if (probs) probs[j] = q_drawn[j];
     } else {
       sampler_.distribution(logits.data(), n_draft_vocab, draft_dists_[j]);
       draft_dists_[j].resize(V_, 0.0f);  // q is zero outside the draft vocabulary
@@ -167,6 +200,7 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
     drafts[j] = draft_tokens_[j];
   }
   drafted_ = true;
+  draft_on_device_ = on_device;
   draft_last_ = last;
   stats_.draft_ms += ms_since(t0);
 }
@@ -188,16 +222,30 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
   // Greedy verification needs each row's argmax only: the backend finds it (on the device for CUDA) and no
   // logits cross the bus. Sampling needs the target distributions.
   const bool greedy = sampling().greedy();
-  std::vector<float> logits(greedy ? 0 : size_t(n + 1) * V_), hidden(size_t(n + 1) * H_);
+  // Sampled drafts whose q_j the backend kept: the target distributions and the accept/reject loop run there too.
+  const bool on_device = !greedy && draft_on_device_ && sample_on_device(n + 1);
+  std::vector<float> logits(greedy || on_device ? 0 : size_t(n + 1) * V_), hidden(size_t(n + 1) * H_);
   std::vector<int32_t> target(n + 1);
+  std::vector<double> uniforms(on_device ? n + 1 : 0);
+  int32_t result[3] = {-1, -1, -1};
+  VerifySample vs;
+  if (on_device) {
+    sampler_.peek_uniforms(n + 1, uniforms.data());
+    vs.params = device_sample_params();
+    vs.drafts = drafts;
+    vs.n_drafts = n;
+    vs.uniforms = uniforms.data();
+    vs.result = result;
+  }
   ForwardBatch b;
   b.tokens = batch.data();
   b.n_tokens = n + 1;
   b.logit_rows = rows.data();
   b.n_logit_rows = n + 1;
-  b.logits = greedy ? nullptr : logits.data();
+  b.logits = greedy || on_device ? nullptr : logits.data();
   b.argmax = greedy ? target.data() : nullptr;
   b.hidden = hidden.data();
+  b.verify_sample = on_device ? &vs : nullptr;
   std::unique_ptr<StateSnapshot> snapshot;
   if (rollback_ == RollbackMode::SnapshotReforward) snapshot = forward_->Snapshot();
   b.keep_row_states = rollback_ == RollbackMode::KeepRowStates;
@@ -208,7 +256,12 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
   int j = 0;
   int32_t next = -1;
   std::vector<float> p;
-  for (; j < n; ++j) {
+  if (on_device) {
+    j = result[0];
+    next = result[1];
+    sampler_.skip_uniforms(result[2]);
+  }
+  for (; !on_device && j < n; ++j) {
     const int32_t d = drafts[j];
     if (greedy) {
       if (d != target[j] && !forced_acceptance_) {
@@ -258,7 +311,8 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
 int32_t Engine::sample(const float* logits) { return sampler_.sample(logits, V_); }
 
 int32_t Engine::decode(int32_t token) {
-  if (!sampling().greedy()) {
+  const bool on_device = sample_on_device(1);
+  if (!sampling().greedy() && !on_device) {
     std::vector<float> logits(V_);
     prefill(&token, 1, false, logits.data());
     return sample(logits.data());
@@ -274,9 +328,25 @@ int32_t Engine::decode(int32_t token) {
   b.n_tokens = 1;
   b.logit_rows = &row;
   b.n_logit_rows = 1;
-  b.argmax = &next;
   b.hidden = has_mtp() ? hidden.data() : nullptr;
+  // Greedy: the argmax. Sampling on the device: one draw, with the uniform the host sampler would have used.
+  double u = 0;
+  int32_t result[3] = {-1, -1, -1};
+  VerifySample vs;
+  if (on_device) {
+    sampler_.peek_uniforms(1, &u);
+    vs.params = device_sample_params();
+    vs.uniforms = &u;
+    vs.result = result;
+    b.verify_sample = &vs;
+  } else {
+    b.argmax = &next;
+  }
   forward_->Forward(b);
+  if (on_device) {
+    next = result[1];
+    sampler_.skip_uniforms(result[2]);
+  }
   ++stats_.main_forwards;
   drafted_ = false;
   record_fed(&token, 1, hidden.data());

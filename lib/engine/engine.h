@@ -85,6 +85,9 @@ class Engine {
   // (verification decides), maybe fewer accepted drafts. See MtpBatch::low_precision_head. Off by default.
   void set_draft_head_fp8(bool on) { draft_head_fp8_ = on; }
   bool draft_head_fp8() const { return draft_head_fp8_; }
+  // Sampling (temperature > 0) on the device where the backend can (ForwardPass::DeviceSampling): drafts, verify
+  // and plain decoding then copy ids, not logits. On by default; tests turn it off to compare with the host path.
+  void set_device_sampling(bool on) { device_sampling_ = on; }
   const SamplingParams& sampling() const { return sampler_.params(); }
   void reset();
   const EngineStats& stats() const { return stats_; }
@@ -98,7 +101,10 @@ class Engine {
   // Runs the MTP head over pending rows [mtp_valid_, end) (row end-1 may be fed `last_token`).
   // last_argmax: the last row's argmax over the draft vocabulary instead of (or besides) its logits.
   void run_mtp_rows(int end, int32_t last_token, float* last_logits, float* last_hidden, double* ms,
-                    int32_t* last_argmax = nullptr);
+                    int32_t* last_argmax = nullptr, const DraftSample* last_sample = nullptr);
+  // Sampling of `rows` rows at a time goes to the device (not greedy, the backend can, not turned off).
+  bool sample_on_device(int rows) const;
+  SampleParams device_sample_params() const;
 
   const Model& model_;
   std::unique_ptr<ForwardPass> forward_;
@@ -109,6 +115,7 @@ class Engine {
   int draft_vocab_ = 0;
   bool draft_head_fp8_ = false;
   bool forced_acceptance_ = false;
+  bool device_sampling_ = true;
 
   std::vector<int32_t> tokens_;          // every token fed to the main model, by position
   // MTP rows not yet in the MTP KV cache: positions [mtp_valid_, n_past()); their hidden states, by position.
@@ -120,7 +127,8 @@ class Engine {
   bool drafted_ = false;
   int32_t draft_last_ = -1;
   std::vector<int32_t> draft_tokens_;
-  std::vector<std::vector<float>> draft_dists_;  // q_j (greedy: empty)
+  std::vector<std::vector<float>> draft_dists_;  // q_j (greedy, or kept on the device: empty)
+  bool draft_on_device_ = false;                 // the last draft's q_j are in the backend's slots
 };
 
 }  // namespace imp

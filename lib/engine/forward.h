@@ -15,6 +15,38 @@ namespace imp {
 
 struct Model;
 
+// Sampling on the device (temperature > 0) for backends that keep the logits there (ForwardPass::DeviceSampling):
+// the engine passes the parameters and its random draws (the host Rng's next values, in the order the host code
+// would use them), the backend returns ids, and the logits never cross the bus. The results equal the engine's own
+// host sampling except where a draw falls within rounding of a boundary (kernels/sampling.cuh).
+struct SampleParams {
+  float temperature = 1.0f;  // > 0
+  int top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+};
+
+// A draft step's sampling (MtpBatch::draft_sample; the batch's one logit row): its distribution q (over the draft
+// vocabulary, zero past it) stays on the device in `slot` for the verify, and one token is drawn from it.
+struct DraftSample {
+  SampleParams params;
+  double uniform = 0;        // the draw
+  int slot = 0;              // 0..kDeviceSampleMaxRows-2: draft j's q in slot j
+  int32_t* token = nullptr;  // out
+  float* prob = nullptr;     // out: q(token), or null
+};
+
+// Speculative sampling of a verify batch (ForwardBatch::verify_sample): its rows 0..n_drafts are [last, drafts],
+// the target distribution p of row j judges draft j against the q in slot j (Engine::verify's loop), on the device.
+struct VerifySample {
+  SampleParams params;
+  const int32_t* drafts = nullptr;   // (n_drafts)
+  int n_drafts = 0;                  // 0: plain sampling of the one row
+  const double* uniforms = nullptr;  // (n_drafts + 1)
+  int32_t* result = nullptr;         // out (3): {drafts accepted, the next token, uniforms used}
+};
+constexpr int kDeviceSampleMaxRows = 16;  // verify rows a device-sampled batch may have (n_drafts + 1)
+
 // Tokens appended at positions n_past() .. n_past()+n_tokens-1.
 struct ForwardBatch {
   const int32_t* tokens = nullptr;  // (n_tokens), ids already checked against the vocabulary
@@ -30,6 +62,9 @@ struct ForwardBatch {
   // Keep the recurrent state after every row so that RollbackTo() can return to any position inside this batch
   // without a re-forward (speculative verify).
   bool keep_row_states = false;
+  // Sampling on the device (DeviceSampling() backends): rows 0..n_tokens-1 (n_tokens <= kDeviceSampleMaxRows)
+  // are sampled as verify_sample says; logits and argmax must then be null.
+  const VerifySample* verify_sample = nullptr;
 };
 
 // One MTP step per row: row i feeds (tokens[i], hidden[i], position pos0 + i), where hidden[i] is the main
@@ -55,6 +90,9 @@ struct MtpBatch {
   // output exact (greedy: the target's argmax decides; sampling: q is the distribution actually drawn from).
   // The CPU backend ignores it and computes the exact head.
   bool low_precision_head = false;
+  // Sampling on the device (DeviceSampling() backends): the one logit row is a draft step, sampled as it says;
+  // logits and argmax must then be null.
+  const DraftSample* draft_sample = nullptr;
 };
 
 // The rest of a greedy draft chain in one call: steps 2..k of Engine::draft, each an MTP step whose token is the
@@ -108,6 +146,9 @@ class ForwardPass {
   // Runs the chain and returns true, or returns false having done nothing (the engine then runs the steps one
   // MtpForward at a time; the results are the same bit for bit). The CPU backend always declines.
   virtual bool MtpGreedyChain(const MtpChain& /*chain*/) { return false; }
+  // Whether ForwardBatch::verify_sample and MtpBatch::draft_sample are honoured (the CPU backend samples on the
+  // host through the engine instead).
+  virtual bool DeviceSampling() const { return false; }
 };
 
 // The CPU reference backend over a loaded model, n_ctx positions, n_threads workers (0 = all cores).

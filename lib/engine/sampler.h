@@ -44,6 +44,14 @@ class Sampler {
   // distribution() then draw(), or argmax when greedy (no random draw).
   int sample(const float* logits, int n);
   double uniform() { return rng_.uniform(); }
+  // The next n uniforms without using them up (device sampling passes them on), then using up n of them.
+  void peek_uniforms(int n, double* out) const {
+    Rng copy = rng_;
+    for (int i = 0; i < n; ++i) out[i] = copy.uniform();
+  }
+  void skip_uniforms(int n) {
+    for (int i = 0; i < n; ++i) rng_.uniform();
+  }
 
  private:
   SamplingParams params_;

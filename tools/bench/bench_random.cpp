@@ -12,10 +12,13 @@
 //   mtp      --mtp K,..: forced acceptance (Engine::set_forced_acceptance: every draft accepted, output not the
 //            model's): the cost of a draft step and of a verify of k+1 rows against a decode step, and the
 //            speed-up (1 + a + ... + a^k) / ((verify + k draft) / decode) predicted for acceptance a
+//   sampled  --sampled: at temperature 1 (few drafts accepted on random weights), the time of a plain sampled
+//            step and of a draft step and a verify per k of --mtp, with sampling on the host (logits copied back)
+//            and on the device (kernels/sampling.cuh; Engine::set_device_sampling)
 //   VRAM     device memory taken by the weights and by one context
 //
 //   imp-bench --random-weights configs/qwen35-9b-like.json [--wtype bf16|f16|q8_0|q4_k_m] [--seed S] [--pp 512,4096]
-//             [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv] [--draft-fp8]
+//             [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv] [--draft-fp8] [--sampled]
 //   --gemv   the BF16 GEMV kernel alone at the 9B's FFN and lm_head shapes, for T = 1..16 rows of x
 #include "engine/engine.h"
 #include "engine/sampler.h"
@@ -229,7 +232,7 @@ int random_weights_main(int argc, char** argv) {
   uint64_t seed = 1;
   std::vector<int> pps = {512, 4096}, ks;
   int tg = 128, device = 0;
-  bool gemv = false, draft_fp8 = false;
+  bool gemv = false, draft_fp8 = false, sampled = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&] {
@@ -245,9 +248,10 @@ int random_weights_main(int argc, char** argv) {
     else if (a == "--device") device = std::atoi(val().c_str());
     else if (a == "--gemv") gemv = true;
     else if (a == "--draft-fp8") draft_fp8 = true;
+    else if (a == "--sampled") sampled = true;
     else {
       std::fprintf(stderr, "usage: imp-bench --random-weights CONFIG.json [--wtype bf16|f16|q8_0|q4_k_m] [--seed S] "
-                           "[--pp 512,4096] [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv] [--draft-fp8]\n");
+                           "[--pp 512,4096] [--tg 128] [--mtp 1,2,3,4] [--device N] [--gemv] [--draft-fp8] [--sampled]\n");
       return 2;
     }
   }
@@ -438,6 +442,47 @@ int random_weights_main(int argc, char** argv) {
         std::printf("\n");
       }
       engine.set_forced_acceptance(false);
+    }
+
+    // ---- sampling at temperature 1: on the host against on the device ----
+    if (sampled) {
+      imp::SamplingParams sp;
+      sp.temperature = 1.0f;
+      sp.seed = 1;
+      engine.set_sampling(sp);
+      engine.set_draft_head_fp8(false);
+      std::printf("sampled (temperature 1): ms per plain step | per k: draft step, verify of k+1 rows\n");
+      for (bool on_device : {false, true}) {
+        engine.set_device_sampling(on_device);
+        engine.reset();
+        engine.prefill(prompt.data(), n_prompt, false, logits.data());
+        int32_t last = engine.sample(logits.data());
+        const int steps = std::max(8, tg / 4);
+        for (int i = 0; i < 2; ++i) last = engine.decode(last);
+        auto t0 = Clock::now();
+        for (int i = 0; i < steps; ++i) last = engine.decode(last);
+        std::printf("  %-6s plain %7.3f ms |", on_device ? "device" : "host", seconds_since(t0) * 1e3 / steps);
+        for (int k : engine.has_mtp() ? ks : std::vector<int>{}) {
+          if (k < 1 || k + 1 > imp::kDeviceSampleMaxRows || engine.n_past() + 40 * (k + 1) > engine.n_ctx()) continue;
+          std::vector<int32_t> drafts(k), out(k + 1);
+          int acc = 0;
+          for (int i = 0; i < 2; ++i) {
+            engine.draft(last, k, drafts.data(), nullptr);
+            last = out[engine.verify(drafts.data(), k, out.data(), k + 1, &acc) - 1];
+          }
+          const imp::EngineStats s0 = engine.stats();
+          const int cycles = 16;
+          for (int i = 0; i < cycles; ++i) {
+            engine.draft(last, k, drafts.data(), nullptr);
+            last = out[engine.verify(drafts.data(), k, out.data(), k + 1, &acc) - 1];
+          }
+          const imp::EngineStats& s1 = engine.stats();
+          std::printf("  k=%d %7.3f + %7.3f ms", k, (s1.draft_ms - s0.draft_ms) / cycles / k,
+                      (s1.verify_ms - s0.verify_ms) / cycles);
+        }
+        std::printf("\n");
+      }
+      engine.set_device_sampling(true);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "imp-bench: %s\n", e.what());
