@@ -8,7 +8,8 @@
 // for T = 1 and 2.03 TB/s for T = 4 on the H100), so verifying k drafts cost k x 5-10 % of a decode step more.
 // mma.sync m16n8k16 does the products at no cost that shows; the kernel is then loads and nothing else.
 // Measured on the H100 (docs/BENCHMARKS.md): 12288 x 4096 at 2.2 / 2.2 / 2.4 / 2.4 TB/s for T = 1 / 2 / 3 / 4 where
-// the CUDA-core kernel gives 2.7 / 2.4 / 2.2 / 2.0; the lm_head 2.9 TB/s at every T up to 8 (3.15 -> 2.4 there).
+// the CUDA-core kernel then gave 2.7 / 2.4 / 2.2 / 2.0 (2.7 / 2.6 / 2.4 / 2.2 after its T = 2..4 retune); the lm_head
+// at 2.9 TB/s for every T up to 8, where the CUDA-core kernel reads it at 3.15 for T = 1 and 1.6 for T = 8.
 // T = 1 stays behind: each lane reads 64 contiguous bytes of a row per load where the CUDA-core kernel reads 512,
 // and deeper unrolling or more warps per SM measured slower still. Hence opt-in (IMP_GEMV_MMA=1, gemv.cu).
 //

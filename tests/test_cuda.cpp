@@ -1,12 +1,14 @@
 // The CUDA backend against the CPU reference. Without a CUDA device (or in a build without the CUDA backend)
 // every test skips with "no CUDA device: GPU tests skipped".
 //   Kernels: each against a plain CPU loop on random inputs, outputs poisoned with NaN first so that unwritten
-//   memory shows: GEMV (F32/F16/BF16, T = 1..16, vector and scalar paths), the norms, q/k norm + RoPE + KV write,
-//   attention (split-K and single-split paths), the DeltaNet conv + recurrence (with per-row states), MoE top-k,
-//   argmax.
+//   memory shows: GEMV (F32/F16/BF16, T = 1..16, vector and scalar paths, and the opt-in tensor-core kernel; each
+//   row of a T-row call equal bit for bit to the row alone), the norms, q/k norm + RoPE + KV write, attention
+//   (split-K and single-split paths), the DeltaNet conv + recurrence (with per-row states, slot 0 the state before),
+//   MoE top-k, argmax.
 //   Models (random tiny models of every weight dtype, dense and MoE, and the transformers fixtures): logits at
 //   every prompt position within 2e-2 x max|logit| of the CPU, decode after prefill = one prefill, MTP logits vs
 //   the CPU, per-row rollback states = step-by-step states, snapshot/restore, greedy MTP k=1..4 = plain greedy,
+//   sampled MTP with sampling on the device = the same with the host's sampling (same seed, token for token),
 //   and the fixtures' 32 golden greedy tokens.
 #include <imp/imp.h>
 
