@@ -171,6 +171,21 @@ __global__ void __launch_bounds__(kChunkThreads)
   if (threadIdx.x == 0) part_sum[size_t(row) * n_chunks + chunk] = r;
 }
 
+// A row's tempered maximum and sum of exponentials from its per-chunk partials (the first warp reduces them), to
+// every thread of the block.
+__device__ __forceinline__ void RowMaxSum(const float* part_max, const double* part_sum, int n_chunks, double inv_t,
+                                          double& mx, double& sum) {
+  __shared__ double s_mx, s_sum;
+  if (threadIdx.x < 32) {
+    const double m = RowMx(part_max, n_chunks, inv_t);
+    const double su = RowSum(part_sum, n_chunks);
+    if (threadIdx.x == 0) s_mx = m, s_sum = su;
+  }
+  __syncthreads();
+  mx = s_mx;
+  sum = s_sum;
+}
+
 // No filter: probs = exp / sum. (The host divides by the kept sum once more, which with every token kept is 1 up
 // to rounding: a difference below one float ulp.)
 __global__ void __launch_bounds__(kChunkThreads)
@@ -178,14 +193,8 @@ __global__ void __launch_bounds__(kChunkThreads)
                        const float* __restrict__ part_max, const double* __restrict__ part_sum, double inv_t,
                        float* __restrict__ probs, int ld_probs) {
   const int row = blockIdx.y, chunk = blockIdx.x, n_chunks = gridDim.x, end = min(n_vocab, (chunk + 1) * kChunk);
-  __shared__ double s_mx, s_sum;
-  if (threadIdx.x < 32) {
-    const double mx = RowMx(part_max + size_t(row) * n_chunks, n_chunks, inv_t);
-    const double sum = RowSum(part_sum + size_t(row) * n_chunks, n_chunks);
-    if (threadIdx.x == 0) s_mx = mx, s_sum = sum;
-  }
-  __syncthreads();
-  const double mx = s_mx, sum = s_sum;
+  double mx, sum;
+  RowMaxSum(part_max + size_t(row) * n_chunks, part_sum + size_t(row) * n_chunks, n_chunks, inv_t, mx, sum);
   const float* x = logits + size_t(row) * ld_logits;
   float* out = probs + size_t(row) * ld_probs;
   for (int i = chunk * kChunk + threadIdx.x; i < end; i += kChunkThreads)
@@ -282,14 +291,8 @@ __global__ void __launch_bounds__(kSelectThreads)
                  int ld_probs) {
   const int row = blockIdx.x;
   __shared__ SelectShared sh;
-  __shared__ double s_mx, s_sum;
-  if (threadIdx.x < 32) {
-    const double mx = RowMx(part_max + size_t(row) * n_chunks, n_chunks, inv_t);
-    const double sum = RowSum(part_sum + size_t(row) * n_chunks, n_chunks);
-    if (threadIdx.x == 0) s_mx = mx, s_sum = sum;
-  }
-  __syncthreads();
-  const double mx = s_mx, sum = s_sum;
+  double mx, sum;
+  RowMaxSum(part_max + size_t(row) * n_chunks, part_sum + size_t(row) * n_chunks, n_chunks, inv_t, mx, sum);
   const uint64_t* key = sorted_keys + size_t(row) * n_vocab;
   const int32_t* id = sorted_ids + size_t(row) * n_vocab;
   const auto p0 = [&](int i) { return TemperedExp(LogitOfKey(key[i]), inv_t, mx) / sum; };

@@ -104,20 +104,8 @@ std::vector<float> host_distribution(const Case& c, const float* logits, int n_v
   return p;
 }
 
-// Sampler::draw with a given uniform (for uniforms that no Rng stream hands out); checked against Sampler::draw.
-int host_draw(const std::vector<float>& probs, double u) {
-  double total = 0;
-  for (float x : probs) total += x;
-  double cum = 0, target = u * total;
-  int last = 0;
-  for (int i = 0; i < int(probs.size()); ++i) {
-    if (probs[i] <= 0) continue;
-    last = i;
-    cum += probs[i];
-    if (target < cum) return i;
-  }
-  return last;
-}
+// Sampler::draw with a given uniform (for uniforms that no Rng stream hands out).
+int host_draw(const std::vector<float>& probs, double u) { return imp::Sampler::draw_at(probs, u); }
 
 bool all_ff(const void* p, size_t bytes) {
   const unsigned char* b = static_cast<const unsigned char*>(p);

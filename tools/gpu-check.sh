@@ -4,7 +4,8 @@
 #   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
 #   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill, test_cuda_fp8,
 #      test_cuda_graphs, test_cuda_quant, test_cuda_sampling)
-#   4. the benchmarks of docs/BENCHMARKS.md (imp-bench: demo model MTP, 9B-like random weights; informational)
+#   4. the benchmarks of docs/BENCHMARKS.md (imp-bench: demo model MTP, 9B-like random weights; the transformers
+#      peer on the same shape when PyTorch and transformers are installed; informational)
 # Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
 #   usage: tools/gpu-check.sh            (from the repository root)
 #   env:   OUT=dir  JOBS=n  BUILD=dir  CUDA_HOME=/usr/local/cuda  IMP_BENCH=0 (skip benchmarks)  IMP_BENCH_ARGS="--model DIR --prompts FILE ..."
@@ -122,6 +123,12 @@ if [ "${IMP_BENCH:-1}" != 0 ] && [ -x "$BUILD/imp-bench" ]; then
   bench 9b-bf16 --random-weights "$ROOT/configs/qwen35-9b-like.json" --pp 512,4096 --tg 128 --mtp 1,2,3,4 --sampled
   IMP_GEMV_MMA=1 bench 9b-bf16-mma --random-weights "$ROOT/configs/qwen35-9b-like.json" --pp 16 --tg 128 --mtp 1,2,3,4
   bench 9b-q4_k_m --random-weights "$ROOT/configs/qwen35-9b-like.json" --wtype q4_k_m --pp 512 --tg 128 --mtp 1,2,3
+  # The peer figure: transformers on the same shape and GPU (random bf16 weights, generate).
+  if python3 -c "import transformers, torch" 2> /dev/null; then
+    timeout 300 python3 "$ROOT/tools/bench/hf_peer.py" "$ROOT/configs/qwen35-9b-like.json" --prompt 64 --tokens 128 \
+      > "$OUT/bench-hf-peer.log" 2>&1 || echo "hf_peer.py exited non-zero (see $OUT/bench-hf-peer.log)" | tee -a "$OUT/summary.txt"
+    grep -E "^transformers" "$OUT/bench-hf-peer.log" | tee -a "$OUT/summary.txt"
+  fi
 else
   echo "benchmarks skipped (IMP_BENCH=0 or no imp-bench binary)" | tee -a "$OUT/summary.txt"
 fi

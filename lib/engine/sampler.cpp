@@ -82,8 +82,7 @@ void Sampler::distribution(const float* logits, int n, std::vector<float>& probs
   for (int i = 0; i < keep; ++i) probs[order[i]] = float(p[order[i]] / s);
 }
 
-int Sampler::draw(const std::vector<float>& probs) {
-  const double u = rng_.uniform();
+int Sampler::draw_at(const std::vector<float>& probs, double u) {
   double total = 0;
   for (float x : probs) total += x;
   double cum = 0, target = u * total;

@@ -40,7 +40,9 @@ class Sampler {
   // The distribution sampling draws from (sums to 1; zero outside the kept set). Greedy: one-hot argmax.
   void distribution(const float* logits, int n, std::vector<float>& probs) const;
   // Draws from a distribution by inverse CDF with one uniform.
-  int draw(const std::vector<float>& probs);
+  int draw(const std::vector<float>& probs) { return draw_at(probs, rng_.uniform()); }
+  // The same with a given uniform u in [0, 1): the first id whose running sum of positive probs exceeds u * sum.
+  static int draw_at(const std::vector<float>& probs, double u);
   // distribution() then draw(), or argmax when greedy (no random draw).
   int sample(const float* logits, int n);
   double uniform() { return rng_.uniform(); }
