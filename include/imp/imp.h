@@ -281,7 +281,9 @@ IMP_API imp_sampling_params IMP_CALL imp_sampling_default_params(void);
 
 /* Sets the context's sampler: temperature first, then top-k, top-p and min-p on the tempered distribution. The
  * random stream restarts from seed (and again at imp_context_reset). Speculative decoding uses the same sampler
- * for drafts and verification, so its output has the distribution of plain sampling with these params.
+ * for drafts and verification, so its output has the distribution of plain sampling with these params. On the
+ * CUDA backend, decode, draft and verify steps sample on the GPU from the same random draws (only token ids
+ * cross the bus): the tokens equal the CPU sampler's except where a draw falls within rounding of a boundary.
  * Returns IMP_OK, IMP_ERR_NULL_ARGUMENT, IMP_ERR_INVALID_ARGUMENT (size, negative temperature or top_k,
  * top_p outside (0, 1], min_p outside [0, 1]). */
 IMP_API imp_status IMP_CALL imp_context_set_sampling(imp_context *ctx, const imp_sampling_params *params);
