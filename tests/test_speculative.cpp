@@ -254,6 +254,19 @@ TEST_F(SpecErrors, BadDraftAndVerifyCallsLeaveTheContextUsable) {
   ASSERT_EQ(imp_mtp_verify(h_.ctx, d, 4, out, 5, &n_out, &n_acc), IMP_OK) << imp_last_error();
   EXPECT_EQ(imp_context_n_past(h_.ctx), 21 + n_acc);
   EXPECT_EQ(imp_mtp_verify(h_.ctx, d, 4, out, 5, &n_out, &n_acc), IMP_ERR_BAD_STATE);  // consumed
+
+  // Greedy drafts, then sampling switched on: there are no draft distributions to verify against.
+  ASSERT_EQ(imp_mtp_draft(h_.ctx, out[n_out - 1], 2, d, nullptr), IMP_OK);
+  imp_sampling_params sp = imp_sampling_default_params();
+  sp.temperature = 0.8f;
+  ASSERT_EQ(imp_context_set_sampling(h_.ctx, &sp), IMP_OK);
+  const int32_t past = imp_context_n_past(h_.ctx);
+  EXPECT_EQ(imp_mtp_verify(h_.ctx, d, 2, out, 3, &n_out, &n_acc), IMP_ERR_BAD_STATE);
+  EXPECT_NE(std::string(imp_last_error()).find("sampling"), std::string::npos) << imp_last_error();
+  EXPECT_EQ(imp_context_n_past(h_.ctx), past);
+  // Drafting again under the new sampler works.
+  ASSERT_EQ(imp_mtp_draft(h_.ctx, out[n_out - 1], 2, d, nullptr), IMP_OK);
+  EXPECT_EQ(imp_mtp_verify(h_.ctx, d, 2, out, 3, &n_out, &n_acc), IMP_OK) << imp_last_error();
 }
 
 TEST(SpecUnsupported, ModelWithoutMtpHead) {

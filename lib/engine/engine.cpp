@@ -224,6 +224,11 @@ int Engine::verify(const int32_t* drafts, int n, int32_t* out, int out_capacity,
   const bool greedy = sampling().greedy();
   // Sampled drafts whose q_j the backend kept: the target distributions and the accept/reject loop run there too.
   const bool on_device = !greedy && draft_on_device_ && sample_on_device(n + 1);
+  // Sampled verification needs the q_j of a sampled draft: a draft made greedily (or with its q_j kept on a
+  // device that is no longer asked to sample) cannot be verified under sampling.
+  if (!greedy && !on_device && draft_dists_.size() < size_t(n))
+    fail(IMP_ERR_BAD_STATE, "the drafts were made with other sampling parameters (greedy, or sampled on the device); "
+         "draft again after imp_context_set_sampling");
   std::vector<float> logits(greedy || on_device ? 0 : size_t(n + 1) * V_), hidden(size_t(n + 1) * H_);
   std::vector<int32_t> target(n + 1);
   std::vector<double> uniforms(on_device ? n + 1 : 0);
