@@ -141,9 +141,8 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 // IMP_GEMV_MMA=1 sends BF16 to the tensor-core kernel (gemv_mma.cu) at every T. Off by default: on the H100 it
 // reads a 12288 x 4096 matrix at 2.2 TB/s for T = 1 where this file's kernel reaches 2.7, so plain decoding is 7 %
 // slower with it, while a verify of 4 rows at the 9B-like shape costs 1.05x a decode step instead of 1.19x
-// (docs/BENCHMARKS.md). The choice holds for the whole process
-// (both kernels give a row the same bits whatever T is, but not the same bits as each other, and greedy MTP must
-// equal greedy decoding token for token).
+// (docs/BENCHMARKS.md). The choice holds for the whole process: both kernels give a row the same bits whatever T
+// is, but not the same bits as each other, and greedy MTP must equal greedy decoding token for token.
 bool mma_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("IMP_GEMV_MMA");
