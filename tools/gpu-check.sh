@@ -2,8 +2,8 @@
 # Builds the CUDA backend for Hopper and checks it on the GPU of this machine:
 #   1. configure + build into build-gpu (-DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90), -j16 by default
 #   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
-#   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda, test_cuda_prefill, test_cuda_fp8,
-#      test_cuda_graphs, test_cuda_quant, test_cuda_sampling)
+#   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda_kernels, test_cuda, test_cuda_prefill,
+#      test_cuda_fp8, test_cuda_graphs, test_cuda_quant, test_cuda_sampling)
 #   4. the benchmarks of docs/BENCHMARKS.md (imp-bench: demo model MTP, 9B-like random weights; the transformers
 #      peer on the same shape when PyTorch and transformers are installed; informational)
 # Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
@@ -50,7 +50,8 @@ gpu_suite() {
   fi
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |$extra" "$log" | tee -a "$OUT/summary.txt"
 }
-gpu_suite test_cuda "GPU tests alone (test_cuda, verbose)" "max rel err"
+gpu_suite test_cuda_kernels "GPU kernels against CPU loops (test_cuda_kernels)" "max rel err"
+gpu_suite test_cuda "GPU whole models against the CPU backend (test_cuda)" "max rel err"
 gpu_suite test_cuda_prefill \
   "GPU prefill paths (test_cuda_prefill: chunked DeltaNet, prefill attention, grouped MoE, long prompts)" "max rel err"
 gpu_suite test_cuda_fp8 \
@@ -94,7 +95,8 @@ memcheck() {
 }
 if [ -x "$SAN" ]; then
   # The kernel tests and one model of each kind keep the run short; memcheck slows kernels down 10-100x.
-  memcheck test_cuda 'CudaKernels.*:Models/CudaModel.*/tiny_*:Models/CudaModel.*/qwen3_next' memcheck.log
+  memcheck test_cuda_kernels 'CudaKernels.*' memcheck_kernels.log
+  memcheck test_cuda 'Models/CudaModel.*/tiny_*:Models/CudaModel.*/qwen3_next' memcheck.log
   memcheck test_cuda_prefill 'CudaPrefillKernels.*:Models/CudaPrefillModel.*/tiny_wide_moe' memcheck_prefill.log
   memcheck test_cuda_fp8 'CudaFp8Kernels.*:Models/CudaFp8Model.*/tiny_bf16:Models/CudaFp8Model.*/qwen35_moe' memcheck_fp8.log
   memcheck test_cuda_graphs 'CudaGraphKernels.*:Models/CudaGraphModel.*/tiny_f32' memcheck_graphs.log
