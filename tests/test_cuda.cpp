@@ -289,20 +289,7 @@ TEST_P(CudaModel, GreedyMtpParityAndGoldenTokens) {
   imp_context* ctx = nullptr;
   ASSERT_EQ(imp_context_create(&ctx, m, &cp), IMP_OK) << imp_last_error();
   const int n_gen = is_fixture(GetParam()) ? int(golden_.greedy.size()) : 24;
-  auto generate = [&](int k) {
-    EXPECT_EQ(imp_context_reset(ctx), IMP_OK);
-    imp_generate_params gp = imp_generate_default_params();
-    gp.max_tokens = n_gen;
-    gp.n_draft = k;
-    gp.eos_token = -2;
-    std::vector<imp_token> out(n_gen, -7);
-    size_t n = 0;
-    EXPECT_EQ(imp_generate(ctx, prompt_.data(), int32_t(prompt_.size()), &gp, nullptr, nullptr, out.data(), out.size(), &n,
-                           nullptr),
-              IMP_OK)
-        << imp_last_error();
-    return out;
-  };
+  auto generate = [&](int k) { return imp::test::generate_greedy(ctx, prompt_, n_gen, k); };
   const std::vector<imp_token> plain = generate(0);
   if (is_fixture(GetParam())) EXPECT_EQ(plain, golden_.greedy) << "GPU greedy vs transformers";
   if (model_->weights.has_mtp)

@@ -580,20 +580,7 @@ TEST(CudaGraphs, GreedyGenerationSameWithAndWithoutGraphs) {
     std::vector<imp_token> prompt(20);
     for (auto& x : prompt) x = imp_token(rng() % 64);
     const int n_gen = 48;
-    auto generate = [&](imp_context* ctx, int k) {
-      EXPECT_EQ(imp_context_reset(ctx), IMP_OK);
-      imp_generate_params gp = imp_generate_default_params();
-      gp.max_tokens = n_gen;
-      gp.n_draft = k;
-      gp.eos_token = -2;
-      std::vector<imp_token> out(n_gen, -7);
-      size_t n = 0;
-      EXPECT_EQ(imp_generate(ctx, prompt.data(), int32_t(prompt.size()), &gp, nullptr, nullptr, out.data(), out.size(), &n,
-                             nullptr),
-                IMP_OK)
-          << imp_last_error();
-      return out;
-    };
+    auto generate = [&](imp_context* ctx, int k) { return imp::test::generate_greedy(ctx, prompt, n_gen, k); };
     for (int k : {0, 1, 3, 8, 16}) EXPECT_EQ(generate(with, k), generate(without, k)) << "n_draft " << k;
     imp_context_free(with);
     imp_context_free(without);

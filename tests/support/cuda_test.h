@@ -1,8 +1,11 @@
 // What the CUDA test files share: whether a GPU is there (REQUIRE_GPU skips a test without one, and says so, so
 // CI without a GPU passes and tools/gpu-check.sh can tell a skip from a pass), random inputs, and in builds with
 // the kernels CUDA_OK and Dev<T>, a device copy of a host vector that is poisoned (0xFF bytes: NaN for floats) with
-// guard elements past its end, so that unwritten and overwritten memory both show.
+// guard elements past its end, so that unwritten and overwritten memory both show; and greedy generation through
+// the C ABI for the parity tests.
 #pragma once
+
+#include <imp/imp.h>
 
 #include <gtest/gtest.h>
 
@@ -55,6 +58,25 @@ inline std::string cuda_test_model_dir(const std::string& name) {
     write_tiny_model(dir->path(), o);
   }
   return dir->path();
+}
+
+// Resets ctx and generates n_gen tokens from prompt with imp_generate (greedy, no EOS stop, n_draft drafts per
+// verify; 0 = plain decoding). The output starts poisoned with -7; *n_out, if given, gets the count emitted.
+inline std::vector<imp_token> generate_greedy(imp_context* ctx, const std::vector<imp_token>& prompt, int n_gen,
+                                              int n_draft, size_t* n_out = nullptr) {
+  EXPECT_EQ(imp_context_reset(ctx), IMP_OK);
+  imp_generate_params gp = imp_generate_default_params();
+  gp.max_tokens = n_gen;
+  gp.n_draft = n_draft;
+  gp.eos_token = -2;
+  std::vector<imp_token> out(n_gen, -7);
+  size_t n = 0;
+  EXPECT_EQ(imp_generate(ctx, prompt.data(), int32_t(prompt.size()), &gp, nullptr, nullptr, out.data(), out.size(), &n,
+                         nullptr),
+            IMP_OK)
+      << imp_last_error();
+  if (n_out) *n_out = n;
+  return out;
 }
 
 inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
