@@ -13,19 +13,21 @@ namespace imp::kernels::gemv {
 namespace {
 
 constexpr int kWarps = 8;  // warps per block
+constexpr int kSplit = 2;  // warps that share one group of weight rows, each taking every other 16-byte column run
 
-// Weight rows per warp. Every 16-byte weight load meets 2T float4 loads of x from L1; with one row per warp
-// that L1 traffic, not HBM, bounds the kernel from T = 3 on (T = 4 ran at 55 % of the T = 1 bandwidth on the
-// H100, T = 16 at 15 %). R rows per warp share each x load R times, but also divide the warps: with R = 4 a
-// 12288-row matrix is 384 blocks, one and a half waves of this kernel. For T = 2..4 (verify of 1-3 drafts) R = 2,
-// U = 2 measured best of seven (R, U, warps per block) choices on the H100: 12288 x 4096 at 2.60 / 2.37 / 2.22
-// TB/s for T = 2 / 3 / 4 where R = 4 gave 2.36 / 2.17 / 1.98, and a verify of 4 rows at the 9B-like shape 1.18x a
-// decode step instead of 1.28x. One row of x keeps one row per warp and four loads in flight per lane.
+// A block is kWarps / kSplit row groups of R weight rows (R = kRowsPerWarp<T>); the kSplit warps of a group split
+// the columns: lane l of warp s reads columns (s*32 + l)*V + j*kSplit*32*V, j = 0, 1, ...
+// Why R grows with T: every 16-byte weight load meets 2T float4 loads of x from L1 (T for F32), shared by the R
+// rows of the group, and from T = 3 on that L1 traffic, not HBM, bounds a kernel with small R. Why the split: it
+// keeps the warp count up as R grows (a 4096-row matrix at R = 4 would be 1024 warps, 8 per SM), and it speeds
+// up plain decoding as well (a 4096 x 12288 matrix has only 4096 rows to share among 132 SMs). H100, best of 15
+// standalone launches (docs/BENCHMARKS.md): 12288 x 4096 at T = 1 / 4 reads 2.98 / 2.70 TB/s, 4096 x 12288
+// 2.93 / 2.68; the previous kernel (one warp per group, R = 2 for T = 2..4) read 2.94 / 2.37 and 2.61 / 2.56.
 template <int T>
-constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 4 ? 2 : T <= 8 ? 4 : 8;
+constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 8 ? 4 : 8;
 // 16-byte weight loads in flight per lane and row before the first is used (R x U loads in all).
 template <int T>
-constexpr int kUnroll = T == 1 ? 4 : T <= 4 ? 2 : 1;
+constexpr int kUnroll = T == 1 ? 4 : T <= 3 ? 2 : 1;
 
 template <typename W>
 __device__ __forceinline__ void unpack16(const uint4& raw, float* out) {
@@ -41,35 +43,41 @@ __device__ __forceinline__ void unpack16(const uint4& raw, float* out) {
   }
 }
 
-// Warp (block, w) computes rows R*(kWarps*block + w) .. +R-1. Each lane adds its columns of a row in ascending
-// order, c = lane*V, lane*V + 32V, ..., with the same expression per group of 4 whatever T, R and U are, so a
-// row's result does not depend on T (a verify row equals the same row decoded alone, bit for bit).
+// Row group g of block b computes rows R*(b*kWarps/kSplit + g) .. +R-1. Each lane adds its columns of a row in
+// ascending order with the same expression per group of 4 whatever T, R and U are; the warp sums its lanes with
+// warp_sum and the row is part[0] + part[1] + ... in split order. So a row's result does not depend on T (a
+// verify row equals the same row decoded alone, bit for bit).
 template <typename W, int T, bool VEC>
 __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict__ w, int rows, int cols,
                                                           const float* __restrict__ x, Segments out) {
   constexpr int R = kRowsPerWarp<T>;
-  const int lane = threadIdx.x & 31;
-  const int row0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * R;
+  constexpr int G = kWarps / kSplit;
+  __shared__ float part[G * R * T][kSplit];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int group = warp / kSplit, split = warp % kSplit;
+  const int row0 = (blockIdx.x * G + group) * R;
   pdl_wait();  // x comes from the previous kernel (launch.cuh)
   pdl_trigger();
-  if (row0 >= rows) return;
-  const int n_rows = min(R, rows - row0);
+  const int n_rows = max(0, min(R, rows - row0));
   float acc[R][T];
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[r][t] = 0.0f;
-  if constexpr (VEC) {
+  if (n_rows == 0) {
+    // past the last row: nothing to read, but the block's barrier below still counts this warp
+  } else if constexpr (VEC) {
     constexpr int V = kVec<W>;
     constexpr int U = kUnroll<T>;
-    int c = lane * V;
-    for (; c + (U - 1) * 32 * V < cols; c += U * 32 * V) {
+    constexpr int kStride = kSplit * 32 * V;  // columns between a lane's consecutive 16-byte runs
+    int c = (split * 32 + lane) * V;
+    for (; c + (U - 1) * kStride < cols; c += U * kStride) {
       uint4 raw[R][U];
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int u = 0; u < U; ++u)
-          raw[r][u] = r < n_rows ? load_weights16(w + size_t(row0 + r) * cols + c + u * 32 * V) : make_uint4(0, 0, 0, 0);
+          raw[r][u] = r < n_rows ? load_weights16(w + size_t(row0 + r) * cols + c + u * kStride) : make_uint4(0, 0, 0, 0);
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         float wu[R][V];
@@ -77,7 +85,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
         for (int r = 0; r < R; ++r) unpack16<W>(raw[r][u], wu[r]);
 #pragma unroll
         for (int t = 0; t < T; ++t) {
-          const float* xt = x + size_t(t) * cols + c + u * 32 * V;
+          const float* xt = x + size_t(t) * cols + c + u * kStride;
 #pragma unroll
           for (int i = 0; i < V; i += 4) {
             const float4 xa = *reinterpret_cast<const float4*>(xt + i);
@@ -88,7 +96,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
         }
       }
     }
-    for (; c < cols; c += 32 * V) {
+    for (; c < cols; c += kStride) {
       float wa[R][V];
 #pragma unroll
       for (int r = 0; r < R; ++r) {
@@ -110,7 +118,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
       }
     }
   } else {
-    for (int c = lane; c < cols; c += 32) {
+    for (int c = split * 32 + lane; c < cols; c += kSplit * 32) {
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const float wv = r < n_rows ? to_float(w[size_t(row0 + r) * cols + c]) : 0.0f;
@@ -124,24 +132,30 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
 #pragma unroll
     for (int t = 0; t < T; ++t) {
       const float s = warp_sum(acc[r][t]);
-      if (lane == 0 && r < n_rows) {
-        const int row = row0 + r;
-        float* yg = out.y[0];
-        int begin = 0, end = out.end[0];
-#pragma unroll
-        for (int g = 1; g < kMaxSegments; ++g)  // constant indices: the segments stay in parameter space
-          if (g < out.n && row >= end) begin = end, end = out.end[g], yg = out.y[g];
-        yg[size_t(t) * (end - begin) + row - begin] = s;
-      }
+      if (lane == 0) part[(group * R + r) * T + t][split] = s;
     }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * R * T; i += blockDim.x) {
+    const int row = (blockIdx.x * G + i / (R * T)) * R + (i / T) % R, t = i % T;
+    if (row >= rows) continue;
+    float s = part[i][0];
+#pragma unroll
+    for (int k = 1; k < kSplit; ++k) s += part[i][k];
+    float* yg = out.y[0];
+    int begin = 0, end = out.end[0];
+#pragma unroll
+    for (int g = 1; g < kMaxSegments; ++g)  // constant indices: the segments stay in parameter space
+      if (g < out.n && row >= end) begin = end, end = out.end[g], yg = out.y[g];
+    yg[size_t(t) * (end - begin) + row - begin] = s;
+  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // IMP_GEMV_MMA=1 sends BF16 to the tensor-core kernel (gemv_mma.cu) at every T. Off by default: on the H100 it
-// reads a 12288 x 4096 matrix at 2.2 TB/s for T = 1 where this file's kernel reaches 2.7, so plain decoding is 7 %
-// slower with it, while a verify of 4 rows at the 9B-like shape costs 1.05x a decode step instead of 1.19x
-// (docs/BENCHMARKS.md). The choice holds for the whole process: both kernels give a row the same bits whatever T
+// reads a 12288 x 4096 matrix at 2.2 TB/s for T = 1 where this file's kernel reaches 3.0, so plain decoding is
+// slower with it; a verify of 4 rows at the 9B-like shape cost 1.05x a decode step with it against 1.19x with
+// this file's earlier kernel, 1.13x with today's (docs/BENCHMARKS.md). The choice holds for the whole process: both kernels give a row the same bits whatever T
 // is, but not the same bits as each other, and greedy MTP must equal greedy decoding token for token.
 bool mma_enabled() {
   static const bool on = [] {
@@ -175,7 +189,7 @@ cudaError_t GemvSegments(const void* w, WType wtype, int cols, const float* x, i
   DISPATCH_WTYPE(wtype, W, {
     const bool vec = aligned16(w) && aligned16(x) && cols % kVec<W> == 0;
     DISPATCH_ROWS(T, TR, {
-      const int per_block = kWarps * kRowsPerWarp<TR>;
+      const int per_block = kWarps / kSplit * kRowsPerWarp<TR>;
       const dim3 grid((rows + per_block - 1) / per_block);
       const cudaError_t e = vec ? launch_pdl(GemvKernel<W, TR, true>, grid, block, 0, stream, static_cast<const W*>(w),
                                              rows, cols, x, out)

@@ -4,12 +4,13 @@
 //   x: (T, cols) fp32, row-major, T in 1..16
 //   y: (T, rows) fp32, row-major
 //
-// One warp per output row for T = 1, four (eight from T = 9) for larger T so that each x load serves several
-// weight rows; each lane reads 16 bytes of a weight row at a time and applies them to all T activation rows, so
-// W is read once per call whatever T is. fp32 accumulation. 16-byte loads are used when W and x are 16-byte
-// aligned and cols is a multiple of 8 (4 for F32); otherwise a scalar path. With IMP_GEMV_MMA=1 in the environment,
-// BF16 weights with cols a multiple of 32 take the tensor-core kernel instead (gemv_mma.cu: x split into bf16 hi
-// + lo, T rows cost about what one does; slower than this one at T = 1, see gemv.cu).
+// Two warps per output row for T = 1 (each takes every other 16-byte column run), four rows per pair of warps for
+// T = 2..8 and eight from T = 9, so that each x load serves several weight rows; each lane reads 16 bytes of a
+// weight row at a time and applies them to all T activation rows, so W is read once per call whatever T is.
+// fp32 accumulation. 16-byte loads are used when W and x are 16-byte aligned and cols is a multiple of 8 (4 for
+// F32); otherwise a scalar path. With IMP_GEMV_MMA=1 in the environment, BF16 weights with cols a multiple of 32
+// take the tensor-core kernel instead (gemv_mma.cu: x split into bf16 hi + lo, T rows cost about what one does;
+// slower than this one at T = 1, see gemv.cu).
 // Either way a row's result does not depend on T (a verify row equals the same row decoded alone, bit for bit).
 #ifndef IMP_KERNELS_GEMV_CUH_
 #define IMP_KERNELS_GEMV_CUH_
