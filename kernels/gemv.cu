@@ -24,7 +24,7 @@ constexpr int kSplit = 2;  // warps that share one group of weight rows, each ta
 // standalone launches (docs/BENCHMARKS.md): 12288 x 4096 at T = 1 / 4 reads 2.98 / 2.70 TB/s, 4096 x 12288
 // 2.93 / 2.68; the previous kernel (one warp per group, R = 2 for T = 2..4) read 2.94 / 2.37 and 2.61 / 2.56.
 template <int T>
-constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 8 ? 4 : 8;
+constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 6 ? 4 : 8;
 // 16-byte weight loads in flight per lane and row before the first is used (R x U loads in all).
 template <int T>
 constexpr int kUnroll = T == 1 ? 4 : T <= 3 ? 2 : 1;
@@ -56,7 +56,10 @@ __global__ void __launch_bounds__(kWarps * 32, 1) GemvKernel(const W* __restrict
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = warp / kSplit, split = warp % kSplit;
   const int row0 = (blockIdx.x * G + group) * R;
-  pdl_wait();  // x comes from the previous kernel (launch.cuh)
+  // x comes from the previous kernel (launch.cuh). Issuing the first weight loads before this wait was tried and
+  // made 9B-like decoding slower on the H100 (6.29-6.30 ms against 6.20, two runs each): it costs registers
+  // (T = 1: 76 instead of 60, four blocks per SM down to three) for a gap that PDL already mostly hides.
+  pdl_wait();
   pdl_trigger();
   const int n_rows = max(0, min(R, rows - row0));
   float acc[R][T];

@@ -5,7 +5,7 @@
 //   y: (T, rows) fp32, row-major
 //
 // Two warps per output row for T = 1 (each takes every other 16-byte column run), four rows per pair of warps for
-// T = 2..8 and eight from T = 9, so that each x load serves several weight rows; each lane reads 16 bytes of a
+// T = 2..6 and eight from T = 7, so that each x load serves several weight rows; each lane reads 16 bytes of a
 // weight row at a time and applies them to all T activation rows, so W is read once per call whatever T is.
 // fp32 accumulation. 16-byte loads are used when W and x are 16-byte aligned and cols is a multiple of 8 (4 for
 // F32); otherwise a scalar path. With IMP_GEMV_MMA=1 in the environment, BF16 weights with cols a multiple of 32

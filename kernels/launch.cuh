@@ -3,7 +3,7 @@
 // A decode step is ~400 kernels in a row, most of them 5-70 us long. Between two of them the GPU drains the first
 // (its last blocks run on a few SMs) and then ramps the second up from its launch; on the weight-streaming GEMVs
 // that gap is HBM time lost. With PDL a kernel is launched while its predecessor still runs: its blocks start as
-// SMs free up, do what does not depend on the predecessor (a GEMV issues its first weight loads), and wait in
+// SMs free up, do what does not depend on the predecessor (index math, setup), and wait in
 // pdl_wait() until the predecessor has completed and its writes are visible. Rules for a kernel launched with
 // launch_pdl:
 //   - pdl_wait() before its first read of anything an earlier kernel wrote, and before its first global write

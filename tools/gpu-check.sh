@@ -118,11 +118,11 @@ if [ "${IMP_BENCH:-1}" != 0 ] && [ -x "$BUILD/imp-bench" ]; then
     # shellcheck disable=SC2086
     timeout 300 "$BUILD/imp-bench" "$@" >> "$OUT/bench-$name.log" 2>&1 ||
       echo "imp-bench $name exited non-zero (see $OUT/bench-$name.log)" | tee -a "$OUT/summary.txt"
-    grep -E "plain|k=|^tg|^pp|copy bandwidth|^  [1-4] |^  (host|device) " "$OUT/bench-$name.log" | tee -a "$OUT/summary.txt"
+    grep -E "plain|k=|^tg|^pp|^GEMV|copy bandwidth|^  [1-4] |^  (host|device) " "$OUT/bench-$name.log" | tee -a "$OUT/summary.txt"
   }
   # shellcheck disable=SC2086
   bench demo ${IMP_BENCH_ARGS:---model "$ROOT/models/imp-demo" --prompts "$ROOT/models/imp-demo/heldout_prompts.json" -n 256 --mtp 1,2,3,4,auto --repeat 2 --backend cuda}
-  bench 9b-bf16 --random-weights "$ROOT/configs/qwen35-9b-like.json" --pp 512,4096 --tg 128 --mtp 1,2,3,4 --sampled
+  bench 9b-bf16 --random-weights "$ROOT/configs/qwen35-9b-like.json" --pp 512,4096 --tg 128 --mtp 1,2,3,4 --sampled --gemv
   IMP_GEMV_MMA=1 bench 9b-bf16-mma --random-weights "$ROOT/configs/qwen35-9b-like.json" --pp 16 --tg 128 --mtp 1,2,3,4
   bench 9b-q4_k_m --random-weights "$ROOT/configs/qwen35-9b-like.json" --wtype q4_k_m --pp 512 --tg 128 --mtp 1,2,3
   # The peer figure: transformers on the same shape and GPU (random bf16 weights, generate).
