@@ -20,9 +20,11 @@ constexpr int kSplit = 2;  // warps that share one group of weight rows, each ta
 // Why R grows with T: every 16-byte weight load meets 2T float4 loads of x from L1 (T for F32), shared by the R
 // rows of the group, and from T = 3 on that L1 traffic, not HBM, bounds a kernel with small R. Why the split: it
 // keeps the warp count up as R grows (a 4096-row matrix at R = 4 would be 1024 warps, 8 per SM), and it speeds
-// up plain decoding as well (a 4096 x 12288 matrix has only 4096 rows to share among 132 SMs). H100, best of 15
-// standalone launches (docs/BENCHMARKS.md): 12288 x 4096 at T = 1 / 4 reads 2.98 / 2.70 TB/s, 4096 x 12288
-// 2.93 / 2.68; the previous kernel (one warp per group, R = 2 for T = 2..4) read 2.94 / 2.37 and 2.61 / 2.56.
+// up plain decoding as well (a 4096 x 12288 matrix has only 4096 rows to share among 132 SMs). H100, ten
+// launches back to back (docs/bench/2026-11-24-h100-gemv-session3.txt): 12288 x 4096 at T = 1 / 4 reads 2.97 /
+// 2.66 TB/s where the previous kernel (one warp per group, R = 2 for T = 2..4) read 2.94 / 2.37, and 4096 x 12288
+// 2.90 / 2.64 where it read 2.61 / 2.56; at the 9B-like shape a verify of 4 rows went from 1.18x a decode step
+// to 1.13x, and the decode step itself from 6.54 to 6.2-6.3 ms.
 template <int T>
 constexpr int kRowsPerWarp = T == 1 ? 1 : T <= 6 ? 4 : 8;
 // 16-byte weight loads in flight per lane and row before the first is used (R x U loads in all).

@@ -134,7 +134,7 @@ std::vector<float> probe_rows(int rows, int cols, std::mt19937& rng) {
   std::uniform_real_distribution<float> decades(-4.0f, 2.0f);
   for (int r = 3; r < rows; r += 2)
     for (int c = 0; c < cols; ++c) w[size_t(r) * cols + c] *= std::pow(10.0f, decades(rng));
-  std::fill(w.begin(), w.begin() + cols, 0.0f);
+  for (int c = 0; c < cols; ++c) w[c] = 0.0f;  // (std::fill here drew a false -Wstringop-overflow from GCC 13)
   float* ties = &w[size_t(1) * cols];
   for (int c = 0; c < cols; ++c) {
     const uint8_t lo = uint8_t(c % 0x7E);
