@@ -2,11 +2,13 @@
 //
 //   imp-bench --model DIR --prompts FILE.json [-n 128] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both]
 //             [--draft-vocab N] [--draft-fp8] [--max-prompts N] [--repeat R] [--backend cpu|cuda]
+//             [--temperature T] [--top-k K] [--top-p P] [--seed S]
 //   imp-bench --random-weights CONFIG.json ...   (the CUDA backend at a config's real size: bench_random.cpp)
 //
 // FILE.json: {"code": ["prompt", ...], "prose": [...], ...}. For each class and each k it prints the acceptance per
-// draft depth (greedy), tokens/s with and without MTP and the speed-up, checks that greedy MTP output equals plain
-// output, and reports the cost of PrefillMtp relative to the main prefill. Speeds are ratios within one run: for
+// draft depth, tokens/s with and without MTP and the speed-up, checks that greedy MTP output equals plain output
+// (with --temperature > 0 the outputs are samples of one distribution, not equal, so it counts nothing), and
+// reports the cost of PrefillMtp relative to the main prefill. Speeds are ratios within one run: for
 // each prompt every configuration runs R times in turn (default 3) and its fastest run counts.
 #include "api/handles.h"
 #include "core/file.h"
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
   int n = 128, threads = 0, max_prompts = 1000, draft_vocab = 0, repeat = 3;
   bool draft_fp8 = false;
   std::string backend = "cpu";
+  imp_sampling_params sp = imp_sampling_default_params();
   std::vector<int> ks = {1, 2, 3, 4};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -98,8 +101,12 @@ int main(int argc, char** argv) {
     else if (a == "--draft-fp8") draft_fp8 = true;  // draft head from an FP8 copy of the lm_head (CUDA)
     else if (a == "--repeat") repeat = std::max(1, std::atoi(val().c_str()));
     else if (a == "--backend") backend = val();
+    else if (a == "--temperature") sp.temperature = float(std::atof(val().c_str()));
+    else if (a == "--top-k") sp.top_k = std::atoi(val().c_str());
+    else if (a == "--top-p") sp.top_p = float(std::atof(val().c_str()));
+    else if (a == "--seed") sp.seed = std::strtoull(val().c_str(), nullptr, 10);
     else {
-      std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both] [--draft-vocab N] [--draft-fp8] [--max-prompts N] [--repeat R] [--backend cpu|cuda]\n");
+      std::fprintf(stderr, "usage: imp-bench --model DIR --prompts FILE.json [-n N] [--mtp 1,2,3,auto] [--threads N] [--rollback rows|reforward|both] [--draft-vocab N] [--draft-fp8] [--max-prompts N] [--repeat R] [--backend cpu|cuda] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n");
       return 2;
     }
   }
@@ -118,12 +125,17 @@ int main(int argc, char** argv) {
   CHECK(imp_context_create(&ctx, model, &cp));
   if (draft_vocab > 0) ctx->engine->set_draft_vocab(draft_vocab);
   ctx->engine->set_draft_head_fp8(draft_fp8);
+  CHECK(imp_context_set_sampling(ctx, &sp));
+  const bool greedy = sp.temperature == 0.0f;
 
   imp::JsonDocument doc = imp::JsonDocument::parse(imp::read_file(prompts_path), prompts_path);
   std::vector<std::string> modes = rollback == "both" ? std::vector<std::string>{"rows", "reforward"} : std::vector<std::string>{rollback};
   std::printf("model %s, backend %s, %d tokens per prompt, threads %d, best of %d runs\n", model_dir.c_str(), backend.c_str(), n,
               threads, repeat);
   if (draft_fp8) std::printf("draft head: FP8 E4M3 copy of the lm_head (--draft-fp8)\n");
+  if (!greedy)
+    std::printf("sampling: temperature %g, top-k %d, top-p %g, seed %llu (the same random stream for every run)\n",
+                double(sp.temperature), sp.top_k, double(sp.top_p), (unsigned long long)sp.seed);
   for (auto& [cls, list] : doc.root().members()) {
     std::vector<std::vector<imp_token>> prompts;
     for (auto& v : list.elements()) {
@@ -177,8 +189,10 @@ int main(int argc, char** argv) {
                   g.k == IMP_DRAFT_AUTO ? "auto" : std::to_string(g.k).c_str(), g.mode.c_str(), prompts.size());
       for (int d = 0; d < IMP_MAX_DRAFT; ++d)
         if (g.drafted[d]) std::printf(" d%d %.1f%%", d + 1, 100.0 * g.accepted[d] / g.drafted[d]);
-      std::printf(" | %.2f tok/step | %.1f tok/s, speed-up %.2fx | greedy mismatches %d\n",
-                  g.verifies ? double(g.emitted) / g.verifies : 0.0, tokens / g.seconds, plain_s / g.seconds, g.mismatches);
+      std::printf(" | %.2f tok/step | %.1f tok/s, speed-up %.2fx", g.verifies ? double(g.emitted) / g.verifies : 0.0,
+                  tokens / g.seconds, plain_s / g.seconds);
+      if (greedy) std::printf(" | greedy mismatches %d\n", g.mismatches);
+      else std::printf(" | sampled\n");
     }
     std::printf("%-10s PrefillMtp cost: %.1f%% of the main prefill\n", cls.c_str(), prefill_ms > 0 ? 100.0 * prefill_mtp_ms / prefill_ms : 0.0);
   }
