@@ -289,7 +289,7 @@ TEST_P(CudaModel, GreedyMtpParityAndGoldenTokens) {
   imp_context* ctx = nullptr;
   ASSERT_EQ(imp_context_create(&ctx, m, &cp), IMP_OK) << imp_last_error();
   const int n_gen = is_fixture(GetParam()) ? int(golden_.greedy.size()) : 24;
-  auto generate = [&](int k) { return imp::test::generate_greedy(ctx, prompt_, n_gen, k); };
+  auto generate = [&](int k) { return imp::test::generate_ids(ctx, prompt_, n_gen, k); };
   const std::vector<imp_token> plain = generate(0);
   if (is_fixture(GetParam())) EXPECT_EQ(plain, golden_.greedy) << "GPU greedy vs transformers";
   if (model_->weights.has_mtp)

@@ -10,11 +10,13 @@
 //   RollbackTo anywhere in them, and small plain batches) to near n_ctx = 420, so the positions cross the
 //   128-key split boundaries, some inside a verify batch; every logit, hidden state and state tensor
 //   (DumpState) must be equal bit for bit, graphs must have been recorded and none may have failed to record.
-//   The greedy draft chain (MtpGreedyChain, one graph) equals MtpForward step by step. Two contexts interleaved
+//   The greedy draft chain (MtpDraftChain, one graph) equals MtpForward step by step. Two contexts interleaved
 //   likewise; IMP_CUDA_GRAPHS=0 turns graphs off; greedy generation through the C ABI
 //   (plain and MTP, k up to 16) is the same with and without graphs.
 #include <imp/imp.h>
 
+#include "api/handles.h"
+#include "engine/engine.h"
 #include "engine/forward.h"
 #include "model/model.h"
 #include "support/cuda_test.h"
@@ -407,7 +409,7 @@ TEST_P(CudaGraphModel, SameBitsWithAndWithoutGraphs) {
   std::printf("[ %s ] %zu graphs recorded, n_past %d\n", GetParam(), graphed.graphs().recorded(), t.n_past());
 }
 
-// The greedy draft chain (CudaForward::MtpGreedyChain: the steps after the first in one graph, each step's argmax
+// The greedy draft chain (CudaForward::MtpDraftChain: the steps after the first in one graph, each step's argmax
 // and h_mtp feeding the next on the device) gives the ids that MtpForward step by step gives, and leaves the same
 // MTP KV cache, bit for bit; for 1, 3 and 7 steps, the full head, a vocab_limit and the FP8 head.
 TEST_P(CudaGraphModel, DraftChainEqualsStepByStep) {
@@ -464,12 +466,12 @@ TEST_P(CudaGraphModel, DraftChainEqualsStepByStep) {
     c.vocab_limit = k.vocab_limit;
     c.low_precision_head = k.fp8;
     c.drafts = got.data();
-    EXPECT_FALSE(graphed.MtpGreedyChain(c)) << "a chain shape's first call runs eagerly (the engine steps instead)";
-    EXPECT_TRUE(graphed.MtpGreedyChain(c)) << "recorded and replayed on the second call";
-    EXPECT_TRUE(graphed.MtpGreedyChain(c)) << "replayed";
+    EXPECT_FALSE(graphed.MtpDraftChain(c)) << "a chain shape's first call runs eagerly (the engine steps instead)";
+    EXPECT_TRUE(graphed.MtpDraftChain(c)) << "recorded and replayed on the second call";
+    EXPECT_TRUE(graphed.MtpDraftChain(c)) << "replayed";
     EXPECT_EQ(want, got) << k.steps << " steps, vocab_limit " << k.vocab_limit << (k.fp8 ? ", FP8 head" : "");
     t.check_state(P + k.steps);
-    EXPECT_FALSE(eager.MtpGreedyChain(c)) << "graphs off: the engine steps";
+    EXPECT_FALSE(eager.MtpDraftChain(c)) << "graphs off: the engine steps";
     // Move on: the drafts' first token is fed, so the next case starts elsewhere.
     t.forward({id0}, {0}, true, false);
   }
@@ -580,8 +582,58 @@ TEST(CudaGraphs, GreedyGenerationSameWithAndWithoutGraphs) {
     std::vector<imp_token> prompt(20);
     for (auto& x : prompt) x = imp_token(rng() % 64);
     const int n_gen = 48;
-    auto generate = [&](imp_context* ctx, int k) { return imp::test::generate_greedy(ctx, prompt, n_gen, k); };
+    auto generate = [&](imp_context* ctx, int k) { return imp::test::generate_ids(ctx, prompt, n_gen, k); };
     for (int k : {0, 1, 3, 8, 16}) EXPECT_EQ(generate(with, k), generate(without, k)) << "n_draft " << k;
+    imp_context_free(with);
+    imp_context_free(without);
+    imp_model_free(m);
+  }
+}
+
+// Sampled generation (temperature > 0: device sampling, plain and with MTP drafts) emits the same tokens with and
+// without graphs: the graphs replay the eager path's sampling kernels on the same draws. And it does replay
+// graphs: a sampled batch is not left to run eagerly.
+TEST(CudaGraphs, SampledGenerationSameWithAndWithoutGraphs) {
+  REQUIRE_GPU();
+  for (const char* name : {"tiny_bf16", "qwen35_moe"}) {
+    SCOPED_TRACE(name);
+    imp_model_params mp = imp_model_default_params();
+    mp.backend = IMP_BACKEND_CUDA;
+    imp_model* m = nullptr;
+    ASSERT_EQ(imp_model_load(&m, model_dir(name).c_str(), &mp), IMP_OK) << imp_last_error();
+    imp_context_params cp = imp_context_default_params();
+    cp.n_ctx = 256;
+    imp_context* with = nullptr;
+    imp_context* without = nullptr;
+    {
+      ScopedEnv unset("IMP_CUDA_GRAPHS", nullptr);
+      ASSERT_EQ(imp_context_create(&with, m, &cp), IMP_OK) << imp_last_error();
+    }
+    {
+      ScopedEnv off("IMP_CUDA_GRAPHS", "0");
+      ASSERT_EQ(imp_context_create(&without, m, &cp), IMP_OK) << imp_last_error();
+    }
+    auto& graphs = dynamic_cast<CudaForward&>(with->engine->forward()).graphs();
+    std::mt19937 rng(9);
+    std::vector<imp_token> prompt(20);
+    for (auto& x : prompt) x = imp_token(rng() % 64);
+    imp_sampling_params plain_t = imp_sampling_default_params(), filtered = imp_sampling_default_params();
+    plain_t.temperature = 1.0f;
+    plain_t.seed = 11;
+    filtered.temperature = 0.7f;
+    filtered.top_k = 20;
+    filtered.top_p = 0.9f;
+    filtered.seed = 12;
+    for (const imp_sampling_params& sp : {plain_t, filtered}) {
+      ASSERT_EQ(imp_context_set_sampling(with, &sp), IMP_OK) << imp_last_error();
+      ASSERT_EQ(imp_context_set_sampling(without, &sp), IMP_OK) << imp_last_error();
+      const size_t before = graphs.recorded();
+      for (int k : {0, 1, 3})
+        EXPECT_EQ(imp::test::generate_ids(with, prompt, 40, k), imp::test::generate_ids(without, prompt, 40, k))
+            << "temperature " << sp.temperature << ", n_draft " << k;
+      EXPECT_GT(graphs.recorded(), before) << "no sampled batch was recorded as a graph";
+    }
+    EXPECT_EQ(graphs.capture_failures(), 0);
     imp_context_free(with);
     imp_context_free(without);
     imp_model_free(m);

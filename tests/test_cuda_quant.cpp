@@ -525,7 +525,7 @@ TEST_P(CudaQuantModel, GreedyMtpParity) {
   const int n_gen = 32;
   auto generate = [&](int k) {
     size_t n = 0;
-    std::vector<imp_token> out = imp::test::generate_greedy(ctx, prompt_, n_gen, k, &n);
+    std::vector<imp_token> out = imp::test::generate_ids(ctx, prompt_, n_gen, k, &n);
     EXPECT_EQ(n, size_t(n_gen));
     return out;
   };

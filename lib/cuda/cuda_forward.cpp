@@ -339,7 +339,10 @@ void CudaForward::mtp(const MtpBatch& b) {
     fail(IMP_ERR_INTERNAL, "a sampled draft step asks for exactly one logit row and no logits or argmax");
   if (b.low_precision_head && b.draft_sample && !lm_head_fp8_) lm_head_fp8_ = cuda::lm_head_fp8(w_, stream_);
   set_device();
-  if (mtp_graphed(b)) return;
+  if (mtp_graphed(b)) {
+    if (b.draft_sample) finish_draft_sample(*b.draft_sample);
+    return;
+  }
   int next_logit = 0;
   for (int c0 = 0; c0 < T; c0 += kMaxRows) {
     const int n = std::min(kMaxRows, T - c0);

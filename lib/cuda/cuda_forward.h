@@ -126,7 +126,7 @@ class CudaForward final : public ForwardPass {
 
   void PrefillMtp(const MtpBatch& b) override { mtp(b); }
   void MtpForward(const MtpBatch& b) override { mtp(b); }
-  bool MtpGreedyChain(const MtpChain& chain) override;  // one CUDA graph for the whole chain (cuda_graphs.cpp)
+  bool MtpDraftChain(const MtpChain& chain) override;  // one CUDA graph for the whole chain (cuda_graphs.cpp)
   bool DeviceSampling() const override { return true; }  // kernels/sampling.cuh; eager batches (no graphs yet)
 
  private:
@@ -189,6 +189,15 @@ class CudaForward final : public ForwardPass {
   void finish_draft_sample(const DraftSample& ds);
   // logits_ holds the T rows of a verify batch: target distributions, then the accept/reject loop.
   void sample_verify(const VerifySample& vs, int T);
+  // The device work of the two, with the draws and drafts already on the device and the token / verdict left
+  // there (what a CUDA graph records; the functions above copy in and out around them).
+  void enqueue_draft_sample(const SampleParams& p, int slot, int vocab_limit, const double* uniform_dev,
+                            int32_t* token_dev);
+  void enqueue_verify_sample(const SampleParams& p, int T, const int32_t* drafts_dev, const double* uniforms_dev,
+                             int32_t* result_dev);
+  // Where the eager path keeps a draft's token and a verify's verdict ({accepted, next, draws used}) on the device.
+  int32_t* sampled_token_dev();
+  int32_t* verdict_dev();
 
   // ---- the main model and the MTP head -------------------------------------------------------------------
 

@@ -163,14 +163,31 @@ bool rows_in_batch(const int32_t* rows, int n_rows, int n) {
 
 }  // namespace
 
+namespace {
+void set_sampling(GraphKey& key, const SampleParams& p, int slot) {
+  key.sampled = true;
+  key.sample_slot = slot;
+  key.temperature = p.temperature;
+  key.top_k = p.top_k;
+  key.top_p = p.top_p;
+  key.min_p = p.min_p;
+}
+}  // namespace
+
 bool CudaForward::forward_graphed(const ForwardBatch& b) {
   const int T = b.n_tokens, H = c_.n_embd, V = c_.n_vocab;
-  // Ids only (greedy) or logits only: a batch asking for both runs eagerly.
-  if ((b.argmax && b.logits) || b.verify_sample) return false;  // device sampling runs eagerly
+  const VerifySample* vs = b.verify_sample;
+  // Ids only (greedy), logits only, or a sampled verdict only: a batch asking for two of them runs eagerly.
+  if ((b.argmax && b.logits) || (vs && (b.argmax || b.logits))) return false;
   const bool ids = b.argmax != nullptr;
-  const int n_rows = b.logits || ids ? b.n_logit_rows : 0;
-  if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T))
+  // A sampled batch's logits are every row's, and they stay on the device.
+  const int n_rows = vs ? T : b.logits || ids ? b.n_logit_rows : 0;
+  if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T ||
+      (!vs && !rows_in_batch(b.logit_rows, n_rows, T)))
     return false;
+  if (vs && (vs->n_drafts + 1 != T || T > kDeviceSampleMaxRows || !vs->uniforms || !vs->result ||
+             (vs->n_drafts && !vs->drafts)))
+    return false;  // the eager path reports it
   GraphKey key;
   key.kind = GraphKey::Kind::Main;
   key.rows = T;
@@ -178,11 +195,19 @@ bool CudaForward::forward_graphed(const ForwardBatch& b) {
   key.logit_rows = n_rows;
   key.hidden = b.hidden != nullptr;
   key.argmax = ids;
+  if (vs) set_sampling(key, vs->params, 0);
 
   StepInputs& in = graphs_.inputs();
   in.pos0 = n_past_;
   std::memcpy(in.tokens, b.tokens, sizeof(int32_t) * T);
-  if (n_rows) std::memcpy(in.logit_rows, b.logit_rows, sizeof(int32_t) * n_rows);
+  if (vs) {
+    for (int i = 0; i < T; ++i) in.logit_rows[i] = i;
+    std::memcpy(in.uniforms, vs->uniforms, sizeof(double) * T);
+    if (vs->n_drafts) std::memcpy(in.drafts, vs->drafts, sizeof(int32_t) * vs->n_drafts);
+    ensure_sampling_buffers();  // never inside a capture
+  } else if (n_rows) {
+    std::memcpy(in.logit_rows, b.logit_rows, sizeof(int32_t) * n_rows);
+  }
   const bool ran = graphs_.run(key, stream_, T == 1 ? "a decode step" : "a main-model batch", [&] {
     DevicePosition at(pos0_dev_, graphs_.pos0_dev());
     graphs_.copy_inputs(stream_);
@@ -190,25 +215,34 @@ bool CudaForward::forward_graphed(const ForwardBatch& b) {
     if (key.hidden)
       check(cudaMemcpyAsync(graphs_.hidden_out(), xn_.as(), sizeof(float) * T * H, cudaMemcpyDeviceToHost, stream_),
             "copying hidden states");
-    if (n_rows)
+    if (vs) {
+      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), T, nullptr, 0, false);
+      enqueue_verify_sample(vs->params, T, graphs_.drafts_dev(), graphs_.uniforms_dev(), verdict_dev());
+      check(cudaMemcpyAsync(graphs_.argmax_out(), verdict_dev(), sizeof(int32_t) * 3, cudaMemcpyDeviceToHost, stream_),
+            "copying the verdict");
+    } else if (n_rows) {
       lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, ids ? nullptr : graphs_.logits_out(), 0, false,
                    ids ? graphs_.argmax_out() : nullptr);
+    }
   });
   if (!ran) return false;
   if (b.hidden) std::memcpy(b.hidden, graphs_.hidden_out(), sizeof(float) * T * H);
-  if (n_rows && ids) std::memcpy(b.argmax, graphs_.argmax_out(), sizeof(int32_t) * n_rows);
+  if (vs) std::memcpy(vs->result, graphs_.argmax_out(), sizeof(int32_t) * 3);
+  else if (n_rows && ids) std::memcpy(b.argmax, graphs_.argmax_out(), sizeof(int32_t) * n_rows);
   else if (n_rows) std::memcpy(b.logits, graphs_.logits_out(), sizeof(float) * n_rows * V);
   return true;
 }
 
 bool CudaForward::mtp_graphed(const MtpBatch& b) {
   const int T = b.n, H = c_.n_embd, V = c_.n_vocab;
-  if ((b.argmax && b.logits) || b.draft_sample) return false;  // device sampling runs eagerly
+  const DraftSample* ds = b.draft_sample;
+  if ((b.argmax && b.logits) || (ds && (b.argmax || b.logits || b.n_logit_rows != 1 || !ds->token))) return false;
   const bool ids = b.argmax != nullptr;
-  const int n_rows = b.logits || ids ? b.n_logit_rows : 0;
+  const int n_rows = b.logits || ids || ds ? b.n_logit_rows : 0;
   if (!graphs_.enabled() || timer_.on() || T > kGraphMaxRows || n_rows > T || !rows_in_batch(b.logit_rows, n_rows, T) ||
       !b.hidden)
     return false;
+  if (ds && (ds->slot < 0 || ds->slot >= kDeviceSampleMaxRows - 1)) return false;  // the eager path reports it
   // The FP8 head is built (allocated, quantised, synchronised) on first use: let the eager path do that.
   if (n_rows && b.low_precision_head && !lm_head_fp8_) return false;
   const int Vl = b.vocab_limit > 0 && b.vocab_limit < V ? b.vocab_limit : V;
@@ -220,11 +254,16 @@ bool CudaForward::mtp_graphed(const MtpBatch& b) {
   key.vocab_limit = n_rows ? Vl : 0;
   key.low_precision_head = n_rows && b.low_precision_head;
   key.argmax = ids;
+  if (ds) set_sampling(key, ds->params, ds->slot);
 
   StepInputs& in = graphs_.inputs();
   in.pos0 = b.pos0;
   std::memcpy(in.tokens, b.tokens, sizeof(int32_t) * T);
   if (n_rows) std::memcpy(in.logit_rows, b.logit_rows, sizeof(int32_t) * n_rows);
+  if (ds) {
+    in.uniforms[0] = ds->uniform;
+    ensure_sampling_buffers();  // never inside a capture
+  }
   std::memcpy(graphs_.hidden_in(), b.hidden, sizeof(float) * T * H);
   const bool ran = graphs_.run(key, stream_, "an MTP step", [&] {
     DevicePosition at(pos0_dev_, graphs_.pos0_dev());
@@ -235,13 +274,21 @@ bool CudaForward::mtp_graphed(const MtpBatch& b) {
     if (key.hidden)
       check(cudaMemcpyAsync(graphs_.hidden_out(), xn_.as(), sizeof(float) * T * H, cudaMemcpyDeviceToHost, stream_),
             "copying h_mtp");
-    if (n_rows)
+    if (ds) {  // the draft's logits stay on the device: q into its slot, the token drawn from it
+      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), 1, nullptr, Vl, key.low_precision_head);
+      enqueue_draft_sample(ds->params, ds->slot, Vl, graphs_.uniforms_dev(), sampled_token_dev());
+      check(cudaMemcpyAsync(graphs_.argmax_out(), sampled_token_dev(), sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),
+            "copying a draft");
+    } else if (n_rows) {
       lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), n_rows, ids ? nullptr : graphs_.logits_out(), Vl,
                    key.low_precision_head, ids ? graphs_.argmax_out() : nullptr);
+    }
   });
   if (!ran) return false;
   if (b.hidden_out) std::memcpy(b.hidden_out, graphs_.hidden_out(), sizeof(float) * T * H);
-  if (n_rows && ids) {
+  if (ds) {
+    *ds->token = graphs_.argmax_out()[0];
+  } else if (n_rows && ids) {
     std::memcpy(b.argmax, graphs_.argmax_out(), sizeof(int32_t) * n_rows);
   } else if (n_rows) {  // columns [0, Vl) of each row, as the eager path writes them
     if (Vl == V) {
@@ -254,15 +301,17 @@ bool CudaForward::mtp_graphed(const MtpBatch& b) {
   return true;
 }
 
-// Steps s = 0 .. steps-1: the MTP layer at position pos0 + s on token t_s and hidden h_s, then the draft head's
-// argmax into argmax_[s]; t_0 and h_0 come from the host, t_{s+1} = argmax_[s] and h_{s+1} = the step's h_mtp
-// (xn_, copied into hid_in_). The same kernels on the same values as the step-by-step path, so the ids are equal bit
-// for bit; one graph launch and one synchronisation for the chain instead of one per step.
-bool CudaForward::MtpGreedyChain(const MtpChain& c) {
+// Steps s = 0 .. steps-1: the MTP layer at position pos0 + s on token t_s and hidden h_s, then the draft head, and
+// the step's draft into argmax_[s]: its argmax, or (sampled) a token drawn from its q, which stays in q slot
+// first_slot + s. t_0 and h_0 come from the host, t_{s+1} = argmax_[s] and h_{s+1} = the step's h_mtp (xn_, copied
+// into hid_in_). The same kernels on the same values as the step-by-step path, so the drafts (and the q slots) are
+// equal bit for bit; one graph launch and one synchronisation for the chain instead of one per step.
+bool CudaForward::MtpDraftChain(const MtpChain& c) {
   const int H = c_.n_embd, V = c_.n_vocab, n = c.steps;
   if (!w_->has_mtp || !graphs_.enabled() || timer_.on() || n < 1 || n >= kGraphMaxRows || !c.hidden || !c.drafts ||
       c.pos0 < 0 || c.pos0 + n > n_ctx_ || c.token < 0 || c.token >= V)
     return false;
+  if (c.sample && (!c.uniforms || c.first_slot < 0 || c.first_slot + n > kDeviceSampleMaxRows - 1)) return false;
   if (c.low_precision_head && !lm_head_fp8_) return false;  // built by an eager step first
   set_device();
   const int Vl = c.vocab_limit > 0 && c.vocab_limit < V ? c.vocab_limit : V;
@@ -272,13 +321,18 @@ bool CudaForward::MtpGreedyChain(const MtpChain& c) {
   key.logit_rows = 1;
   key.vocab_limit = Vl;
   key.low_precision_head = c.low_precision_head;
-  key.argmax = true;
+  key.argmax = !c.sample;
+  if (c.sample) set_sampling(key, *c.sample, c.first_slot);
 
   StepInputs& in = graphs_.inputs();
   in.pos0 = c.pos0;
   in.tokens[0] = c.token;
   in.logit_rows[0] = 0;
   for (int s = 0; s < n; ++s) in.positions[s] = c.pos0 + s;
+  if (c.sample) {
+    std::memcpy(in.uniforms, c.uniforms, sizeof(double) * n);
+    ensure_sampling_buffers();  // never inside a capture
+  }
   std::memcpy(graphs_.hidden_in(), c.hidden, sizeof(float) * H);
   int32_t* ids = argmax_.as<int32_t>();
   const bool ran = graphs_.run(key, stream_, "a draft chain", [&] {
@@ -288,7 +342,12 @@ bool CudaForward::MtpGreedyChain(const MtpChain& c) {
     for (int s = 0; s < n; ++s) {
       DevicePosition at(pos0_dev_, graphs_.positions_dev() + s);
       mtp_rows(s == 0 ? graphs_.tokens_dev() : ids + (s - 1), 1, /*pos0=*/0);
-      lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), 1, nullptr, Vl, c.low_precision_head, nullptr, ids + s);
+      if (c.sample) {
+        lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), 1, nullptr, Vl, c.low_precision_head);
+        enqueue_draft_sample(*c.sample, c.first_slot + s, Vl, graphs_.uniforms_dev() + s, ids + s);
+      } else {
+        lm_head_rows(xn_.as(), graphs_.logit_rows_dev(), 1, nullptr, Vl, c.low_precision_head, nullptr, ids + s);
+      }
       if (s + 1 < n) copy_d2d(hid_in_.as(), xn_.as(), sizeof(float) * H);
     }
     check(cudaMemcpyAsync(graphs_.argmax_out(), ids, sizeof(int32_t) * n, cudaMemcpyDeviceToHost, stream_),

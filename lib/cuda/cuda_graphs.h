@@ -37,7 +37,7 @@ bool cuda_graphs_enabled_by_env();
 
 // What makes two batches replay the same graph: everything that changes which kernels run, with which shapes.
 struct GraphKey {
-  enum class Kind : uint8_t { Main, Mtp, MtpChain };  // MtpChain: rows = steps of a greedy draft chain
+  enum class Kind : uint8_t { Main, Mtp, MtpChain };  // MtpChain: rows = steps of a draft chain
   Kind kind = Kind::Main;
   int rows = 0;                     // tokens in the batch, 1..kGraphMaxRows
   bool keep_row_states = false;     // main: the DeltaNet states after every row are kept
@@ -46,10 +46,17 @@ struct GraphKey {
   int vocab_limit = 0;              // MTP: logit columns computed (V = all; 0 when no logits are asked for)
   bool low_precision_head = false;  // MTP: the FP8 copy of the lm_head
   bool argmax = false;              // the logit rows' argmax ids are copied out instead of their logits
+  // Sampling on the device (temperature > 0): main, a verify of rows - 1 drafts (0 = a plain sampled step); MTP,
+  // a draft drawn from q slot `sample_slot`. The parameters are kernel arguments, so they are part of the key.
+  bool sampled = false;
+  int sample_slot = 0;
+  float temperature = 0, top_p = 1, min_p = 0;
+  int top_k = 0;
   bool operator==(const GraphKey& o) const {
     return kind == o.kind && rows == o.rows && keep_row_states == o.keep_row_states && logit_rows == o.logit_rows &&
            hidden == o.hidden && vocab_limit == o.vocab_limit && low_precision_head == o.low_precision_head &&
-           argmax == o.argmax;
+           argmax == o.argmax && sampled == o.sampled && sample_slot == o.sample_slot &&
+           temperature == o.temperature && top_p == o.top_p && min_p == o.min_p && top_k == o.top_k;
   }
 };
 
@@ -59,6 +66,8 @@ struct StepInputs {
   int32_t tokens[kGraphMaxRows] = {};
   int32_t logit_rows[kGraphMaxRows] = {};  // row indices into the batch, ascending
   int32_t positions[kGraphMaxRows] = {};   // a draft chain's step positions (pos0 + s)
+  int32_t drafts[kGraphMaxRows] = {};      // a sampled verify's drafts
+  double uniforms[kGraphMaxRows] = {};     // a sampled batch's draws (a draft step: one)
 };
 
 // The graphs of one forward pass and the staging memory they read and write. Not thread-safe (neither is the
@@ -80,7 +89,8 @@ class StepGraphs {
   float* hidden_in() { return hidden_in_; }    // (kGraphMaxRows, H) MTP input hidden states
   float* hidden_out() { return hidden_out_; }  // (kGraphMaxRows, H)
   float* logits_out() { return logits_out_; }  // (kGraphMaxRows, V), row stride V
-  // The argmax ids of a batch that asks for ids instead of logits: the start of the (then unused) logits staging.
+  // The argmax ids of a batch that asks for ids instead of logits, or a sampled batch's token or verdict: the start
+  // of the (then unused) logits staging.
   int32_t* argmax_out() { return reinterpret_cast<int32_t*>(logits_out_); }
   // Enqueues the copy of inputs() to its device twin (the first node of every graph), and the device addresses
   // of the twin's fields, which the graph's kernels read.
@@ -92,6 +102,10 @@ class StepGraphs {
   }
   const int32_t* logit_rows_dev() const {
     return reinterpret_cast<const int32_t*>(dev_bytes() + offsetof(StepInputs, logit_rows));
+  }
+  const int32_t* drafts_dev() const { return reinterpret_cast<const int32_t*>(dev_bytes() + offsetof(StepInputs, drafts)); }
+  const double* uniforms_dev() const {
+    return reinterpret_cast<const double*>(dev_bytes() + offsetof(StepInputs, uniforms));
   }
 
   // Replays the graph of `key` on `stream` and waits for it. The graph is recorded from record() (which enqueues

@@ -131,18 +131,23 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
   int32_t id = -1;
   double unused = 0;
   std::vector<float> q_drawn(k, 0.0f);
-  DraftSample ds;  // one per step, the draws in the host path's order
+  DraftSample ds;  // one per step
   ds.params = device_sample_params();
   ds.token = &id;
+  // On the device every step's draw is taken now, in the order the host path takes them, so that a chain can have
+  // them all at once.
+  std::vector<double> draws(on_device ? k : 0);
+  for (double& u : draws) u = sampler_.uniform();
   if (on_device) {
-    ds.uniform = sampler_.uniform();
+    ds.uniform = draws[0];
     ds.prob = probs ? &q_drawn[0] : nullptr;
   }
   run_mtp_rows(P, last, greedy || on_device ? nullptr : logits.data(), h.data(), &unused, greedy ? &id : nullptr,
                on_device ? &ds : nullptr);  // step 1: row P-1 (and any pending rows before it)
-  // Greedy steps 2..k in one call where the backend can chain them on the device (no host round trip per step).
+  // Steps 2..k in one call where the backend can chain them on the device (no host round trip per step): greedy,
+  // or sampled on the device when no q(draft) is asked for (each would cost a copy).
   bool chained = false;
-  if (greedy && k > 1) {
+  if ((greedy || (on_device && !probs)) && k > 1) {
     MtpChain c;
     c.token = id;
     c.hidden = h.data();
@@ -150,8 +155,13 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
     c.steps = k - 1;
     c.vocab_limit = draft_vocab();
     c.low_precision_head = draft_head_fp8_;
+    if (on_device) {
+      c.sample = &ds.params;
+      c.uniforms = &draws[1];
+      c.first_slot = 1;
+    }
     c.drafts = &draft_tokens_[1];
-    chained = forward_->MtpGreedyChain(c);
+    chained = forward_->MtpDraftChain(c);
     if (chained) stats_.mtp_forwards += k - 1;
   }
   for (int j = 0; j < k; ++j) {
@@ -175,7 +185,7 @@ void Engine::draft(int32_t last, int k, int32_t* drafts, float* probs) {
       b.vocab_limit = draft_vocab();
       b.low_precision_head = draft_head_fp8_;
       if (on_device) {
-        ds.uniform = sampler_.uniform();
+        ds.uniform = draws[j];
         ds.slot = j;
         ds.prob = probs ? &q_drawn[j] : nullptr;
         b.draft_sample = &ds;

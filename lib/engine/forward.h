@@ -95,17 +95,22 @@ struct MtpBatch {
   const DraftSample* draft_sample = nullptr;
 };
 
-// The rest of a greedy draft chain in one call: steps 2..k of Engine::draft, each an MTP step whose token is the
-// previous step's argmax and whose hidden is the previous step's h_mtp, at positions pos0, pos0 + 1, ... A backend
-// that keeps these on the device runs the chain without returning to the host between steps.
+// The rest of a draft chain in one call: steps 2..k of Engine::draft, each an MTP step whose token is the previous
+// step's draft and whose hidden is the previous step's h_mtp, at positions pos0, pos0 + 1, ... Greedy: each draft
+// is the step's argmax. Sampled (`sample` set, DeviceSampling() backends): step s draws its draft from its q with
+// uniforms[s] and keeps q in slot first_slot + s for the verify, as MtpBatch::draft_sample does. A backend that
+// keeps these on the device runs the chain without returning to the host between steps.
 struct MtpChain {
-  int32_t token = -1;             // the first step's token (the argmax of the step before the chain)
+  int32_t token = -1;             // the first step's token (the draft of the step before the chain)
   const float* hidden = nullptr;  // (H) the first step's hidden: the h_mtp of the step before the chain
   int pos0 = 0;                   // the first step's position
   int steps = 0;                  // 1..kGraphMaxRows - 1 on the CUDA backend
   int vocab_limit = 0;            // as MtpBatch
   bool low_precision_head = false;
-  int32_t* drafts = nullptr;      // (steps) out: each step's argmax over [0, vocab_limit)
+  const SampleParams* sample = nullptr;  // null: greedy
+  const double* uniforms = nullptr;      // (steps) the draws, when sampled
+  int first_slot = 1;                    // q slot of the chain's first step, when sampled
+  int32_t* drafts = nullptr;             // (steps) out: each step's draft over [0, vocab_limit)
 };
 
 // An opaque copy of the sequence state (recurrent states, conv windows, position; the KV caches are append-only
@@ -145,7 +150,7 @@ class ForwardPass {
   virtual void MtpForward(const MtpBatch& batch) = 0;
   // Runs the chain and returns true, or returns false having done nothing (the engine then runs the steps one
   // MtpForward at a time; the results are the same bit for bit). The CPU backend always declines.
-  virtual bool MtpGreedyChain(const MtpChain& /*chain*/) { return false; }
+  virtual bool MtpDraftChain(const MtpChain& /*chain*/) { return false; }
   // Whether ForwardBatch::verify_sample and MtpBatch::draft_sample are honoured (the CPU backend samples on the
   // host through the engine instead).
   virtual bool DeviceSampling() const { return false; }

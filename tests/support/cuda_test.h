@@ -60,10 +60,11 @@ inline std::string cuda_test_model_dir(const std::string& name) {
   return dir->path();
 }
 
-// Resets ctx and generates n_gen tokens from prompt with imp_generate (greedy, no EOS stop, n_draft drafts per
-// verify; 0 = plain decoding). The output starts poisoned with -7; *n_out, if given, gets the count emitted.
-inline std::vector<imp_token> generate_greedy(imp_context* ctx, const std::vector<imp_token>& prompt, int n_gen,
-                                              int n_draft, size_t* n_out = nullptr) {
+// Resets ctx (which restarts its random stream) and generates n_gen tokens from prompt with imp_generate and the
+// context's sampler (greedy unless set otherwise), no EOS stop, n_draft drafts per verify (0 = plain decoding).
+// The output starts poisoned with -7; *n_out, if given, gets the count emitted.
+inline std::vector<imp_token> generate_ids(imp_context* ctx, const std::vector<imp_token>& prompt, int n_gen,
+                                           int n_draft, size_t* n_out = nullptr) {
   EXPECT_EQ(imp_context_reset(ctx), IMP_OK);
   imp_generate_params gp = imp_generate_default_params();
   gp.max_tokens = n_gen;
