@@ -43,6 +43,7 @@ imp_status imp_context_set_sampling(imp_context* ctx, const imp_sampling_params*
     s.min_p = p.min_p;
     s.seed = p.seed;
     ctx->engine->set_sampling(s);
+    ctx->policy = imp::AdaptiveDraft(8);
   });
 }
 
@@ -102,7 +103,7 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
     imp::Engine& e = *ctx->engine;
     if (p.n_draft != 0 && !e.has_mtp()) fail(IMP_ERR_UNSUPPORTED, "n_draft is not 0 but the model has no MTP head");
     const bool adaptive = p.n_draft == IMP_DRAFT_AUTO;
-    imp::AdaptiveDraft policy(8);
+    imp::AdaptiveDraft& policy = ctx->policy;
     using Clock = std::chrono::steady_clock;
     auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     const int V = e.model().config.n_vocab;
@@ -139,12 +140,12 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
           e.draft(last, k, drafts.data(), nullptr);
           auto t1 = Clock::now();
           int acc = 0, n = e.verify(drafts.data(), k, toks.data(), k + 1, &acc);
-          policy.on_cycle(k, acc, ms(t0, t1), ms(t1, Clock::now()));
+          if (adaptive) policy.on_cycle(k, acc, ms(t0, t1), ms(t1, Clock::now()));
           for (int i = 0; i < n && go; ++i) go = emit(toks[i]);
           last = toks[n - 1];
         } else {
           last = e.decode(last);
-          policy.on_decode(ms(t0, Clock::now()));
+          if (adaptive) policy.on_decode(ms(t0, Clock::now()));
           go = emit(last);
         }
         if (!go) break;

@@ -3,6 +3,7 @@
 
 #include <imp/imp.h>
 
+#include "engine/adaptive.h"
 #include "engine/engine.h"
 #include "model/model.h"
 
@@ -34,4 +35,8 @@ struct imp_model {
 struct imp_context {
   const imp_model* model = nullptr;
   std::unique_ptr<imp::Engine> engine;
+  // IMP_DRAFT_AUTO's measurements (only its calls feed them), kept across imp_generate calls so that each call does
+  // not pay for measuring again; imp_context_set_sampling starts them afresh (acceptance depends on the sampling
+  // parameters).
+  imp::AdaptiveDraft policy{8};
 };
