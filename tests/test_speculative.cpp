@@ -379,25 +379,4 @@ TEST(AdaptiveDraft, GreedyOutputEqualsPlainDecoding) {
   EXPECT_EQ(imp_generate(h.ctx, &t, 1, &gp, nullptr, nullptr, nullptr, 0, nullptr, nullptr), IMP_ERR_INVALID_ARGUMENT);
 }
 
-// The policy's measurements live in the context: each IMP_DRAFT_AUTO call adds to them (a fixed n_draft does not),
-// the next starts from them (its greedy output still plain decoding's), imp_context_reset keeps them,
-// imp_context_set_sampling starts them afresh.
-TEST(AdaptiveDraft, MeasurementsCarryOverCallsUntilTheSamplerChanges) {
-  Handle h(models().path("tiny_dense"));
-  auto prompt = prompt_for(h.vocab(), 16, 16);
-  std::vector<imp_token> plain = generate(h.ctx, prompt, 0, 48);
-  EXPECT_EQ(h.ctx->policy.cost_ms(0), 0.0) << "a fixed n_draft does not feed the policy";
-  ASSERT_EQ(imp_context_reset(h.ctx), IMP_OK);
-  EXPECT_EQ(generate(h.ctx, prompt, IMP_DRAFT_AUTO, 48), plain);
-  const double decode_ms = h.ctx->policy.cost_ms(0);
-  EXPECT_GT(decode_ms, 0.0);
-  ASSERT_EQ(imp_context_reset(h.ctx), IMP_OK);
-  EXPECT_EQ(h.ctx->policy.cost_ms(0), decode_ms) << "imp_context_reset keeps the measurements";
-  EXPECT_EQ(generate(h.ctx, prompt, IMP_DRAFT_AUTO, 48), plain);
-  imp_sampling_params sp = imp_sampling_default_params();
-  ASSERT_EQ(imp_context_set_sampling(h.ctx, &sp), IMP_OK);
-  EXPECT_EQ(h.ctx->policy.cost_ms(0), 0.0) << "new sampling parameters: measured afresh";
-  EXPECT_EQ(h.ctx->policy.choose(), 3) << "a fresh policy measures k = 3 first";
-}
-
 }  // namespace

@@ -345,10 +345,9 @@ typedef enum imp_stop_reason {
 } imp_stop_reason;
 
 /* n_draft = IMP_DRAFT_AUTO: before every step choose k in 0..8 (0 = plain decoding) to maximise the expected
- * tokens per second, from the context's measured acceptance per depth and the measured cost of a decode step, a
- * draft step and a verify of k drafts. The measurements carry over from one imp_generate call to the next on the
- * same context (imp_context_set_sampling starts them afresh). Output stays exact (greedy) or distributed as plain
- * sampling; with temperature > 0 the random stream then depends on timings. */
+ * tokens per second, from this call's measured acceptance per depth and the measured cost of a decode step, a
+ * draft step and a verify of k drafts. Output stays exact (greedy) or distributed as plain sampling; with
+ * temperature > 0 the random stream then depends on timings. */
 #define IMP_DRAFT_AUTO (-1)
 
 typedef struct imp_generate_params {

@@ -43,7 +43,6 @@ imp_status imp_context_set_sampling(imp_context* ctx, const imp_sampling_params*
     s.min_p = p.min_p;
     s.seed = p.seed;
     ctx->engine->set_sampling(s);
-    ctx->policy = imp::AdaptiveDraft(8);
   });
 }
 
@@ -103,7 +102,7 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
     imp::Engine& e = *ctx->engine;
     if (p.n_draft != 0 && !e.has_mtp()) fail(IMP_ERR_UNSUPPORTED, "n_draft is not 0 but the model has no MTP head");
     const bool adaptive = p.n_draft == IMP_DRAFT_AUTO;
-    imp::AdaptiveDraft& policy = ctx->policy;
+    imp::AdaptiveDraft policy(8);
     using Clock = std::chrono::steady_clock;
     auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     const int V = e.model().config.n_vocab;
@@ -140,12 +139,12 @@ imp_status imp_generate(imp_context* ctx, const imp_token* prompt, int32_t n_pro
           e.draft(last, k, drafts.data(), nullptr);
           auto t1 = Clock::now();
           int acc = 0, n = e.verify(drafts.data(), k, toks.data(), k + 1, &acc);
-          if (adaptive) policy.on_cycle(k, acc, ms(t0, t1), ms(t1, Clock::now()));
+          policy.on_cycle(k, acc, ms(t0, t1), ms(t1, Clock::now()));
           for (int i = 0; i < n && go; ++i) go = emit(toks[i]);
           last = toks[n - 1];
         } else {
           last = e.decode(last);
-          if (adaptive) policy.on_decode(ms(t0, Clock::now()));
+          policy.on_decode(ms(t0, Clock::now()));
           go = emit(last);
         }
         if (!go) break;

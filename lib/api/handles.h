@@ -3,7 +3,6 @@
 
 #include <imp/imp.h>
 
-#include "engine/adaptive.h"
 #include "engine/engine.h"
 #include "model/model.h"
 
@@ -35,8 +34,4 @@ struct imp_model {
 struct imp_context {
   const imp_model* model = nullptr;
   std::unique_ptr<imp::Engine> engine;
-  // IMP_DRAFT_AUTO's measurements (only its calls feed them), kept across imp_generate calls so that each call does
-  // not pay for measuring again; imp_context_set_sampling starts them afresh (acceptance depends on the sampling
-  // parameters).
-  imp::AdaptiveDraft policy{8};
 };
