@@ -20,7 +20,9 @@
 // measured on the H100 (demo model, 12 prompts x 256 tokens per class, 2026-11-24): greedy `auto` fell from
 // 1.25-1.38x to 1.10-1.19x plain decoding, stuck at k = 1-2 because an unmeasured depth's pessimistic prior never
 // earned the cycles that would measure it, and sampled `auto` did not improve. A measured 0 reads as unmeasured
-// here (then the prior); the next sample at that depth sets it.
+// here (then the prior); the next sample at that depth sets it. Likewise one policy per imp_generate call, not per
+// context: a policy kept across calls (tried the same day) settled at k = 1 and never re-measured deeper drafts,
+// and greedy `auto` fell to 0.93-1.04x plain (docs/bench/2026-11-24-h100-demo-adaptive-*-experiment.txt).
 #pragma once
 
 #include "engine/engine.h"
