@@ -556,37 +556,55 @@ TEST(CudaGraphs, EnvironmentSwitch) {
   }
 }
 
+// A model on the CUDA backend through the C ABI, with two contexts: one that records CUDA graphs, one without.
+struct GraphedAndEager {
+  explicit GraphedAndEager(const char* name) {
+    imp_model_params mp = imp_model_default_params();
+    mp.backend = IMP_BACKEND_CUDA;
+    if (imp_model_load(&model, model_dir(name).c_str(), &mp) != IMP_OK) {
+      ADD_FAILURE() << "loading " << name << ": " << imp_last_error();
+      return;
+    }
+    imp_context_params cp = imp_context_default_params();
+    cp.n_ctx = 256;
+    {
+      ScopedEnv unset("IMP_CUDA_GRAPHS", nullptr);
+      EXPECT_EQ(imp_context_create(&with, model, &cp), IMP_OK) << imp_last_error();
+    }
+    {
+      ScopedEnv off("IMP_CUDA_GRAPHS", "0");
+      EXPECT_EQ(imp_context_create(&without, model, &cp), IMP_OK) << imp_last_error();
+    }
+  }
+  ~GraphedAndEager() {
+    imp_context_free(with);
+    imp_context_free(without);
+    imp_model_free(model);
+  }
+  bool ok() const { return model && with && without; }
+  imp_model* model = nullptr;
+  imp_context* with = nullptr;     // graphs on
+  imp_context* without = nullptr;  // IMP_CUDA_GRAPHS=0
+};
+
+std::vector<imp_token> small_prompt(unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<imp_token> prompt(20);
+  for (auto& x : prompt) x = imp_token(rng() % 64);
+  return prompt;
+}
+
 // Greedy generation through the C ABI, plain and with MTP drafts (draft, verify, rollback in the engine), emits
 // the same tokens with and without graphs.
 TEST(CudaGraphs, GreedyGenerationSameWithAndWithoutGraphs) {
   REQUIRE_GPU();
   for (const char* name : {"tiny_bf16", "qwen35_moe"}) {
     SCOPED_TRACE(name);
-    imp_model_params mp = imp_model_default_params();
-    mp.backend = IMP_BACKEND_CUDA;
-    imp_model* m = nullptr;
-    ASSERT_EQ(imp_model_load(&m, model_dir(name).c_str(), &mp), IMP_OK) << imp_last_error();
-    imp_context_params cp = imp_context_default_params();
-    cp.n_ctx = 256;
-    imp_context* with = nullptr;
-    imp_context* without = nullptr;
-    {
-      ScopedEnv unset("IMP_CUDA_GRAPHS", nullptr);
-      ASSERT_EQ(imp_context_create(&with, m, &cp), IMP_OK) << imp_last_error();
-    }
-    {
-      ScopedEnv off("IMP_CUDA_GRAPHS", "0");
-      ASSERT_EQ(imp_context_create(&without, m, &cp), IMP_OK) << imp_last_error();
-    }
-    std::mt19937 rng(5);
-    std::vector<imp_token> prompt(20);
-    for (auto& x : prompt) x = imp_token(rng() % 64);
-    const int n_gen = 48;
-    auto generate = [&](imp_context* ctx, int k) { return imp::test::generate_ids(ctx, prompt, n_gen, k); };
-    for (int k : {0, 1, 3, 8, 16}) EXPECT_EQ(generate(with, k), generate(without, k)) << "n_draft " << k;
-    imp_context_free(with);
-    imp_context_free(without);
-    imp_model_free(m);
+    GraphedAndEager g(name);
+    ASSERT_TRUE(g.ok());
+    const std::vector<imp_token> prompt = small_prompt(5);
+    auto generate = [&](imp_context* ctx, int k) { return imp::test::generate_ids(ctx, prompt, 48, k); };
+    for (int k : {0, 1, 3, 8, 16}) EXPECT_EQ(generate(g.with, k), generate(g.without, k)) << "n_draft " << k;
   }
 }
 
@@ -597,26 +615,10 @@ TEST(CudaGraphs, SampledGenerationSameWithAndWithoutGraphs) {
   REQUIRE_GPU();
   for (const char* name : {"tiny_bf16", "qwen35_moe"}) {
     SCOPED_TRACE(name);
-    imp_model_params mp = imp_model_default_params();
-    mp.backend = IMP_BACKEND_CUDA;
-    imp_model* m = nullptr;
-    ASSERT_EQ(imp_model_load(&m, model_dir(name).c_str(), &mp), IMP_OK) << imp_last_error();
-    imp_context_params cp = imp_context_default_params();
-    cp.n_ctx = 256;
-    imp_context* with = nullptr;
-    imp_context* without = nullptr;
-    {
-      ScopedEnv unset("IMP_CUDA_GRAPHS", nullptr);
-      ASSERT_EQ(imp_context_create(&with, m, &cp), IMP_OK) << imp_last_error();
-    }
-    {
-      ScopedEnv off("IMP_CUDA_GRAPHS", "0");
-      ASSERT_EQ(imp_context_create(&without, m, &cp), IMP_OK) << imp_last_error();
-    }
-    auto& graphs = dynamic_cast<CudaForward&>(with->engine->forward()).graphs();
-    std::mt19937 rng(9);
-    std::vector<imp_token> prompt(20);
-    for (auto& x : prompt) x = imp_token(rng() % 64);
+    GraphedAndEager g(name);
+    ASSERT_TRUE(g.ok());
+    auto& graphs = dynamic_cast<CudaForward&>(g.with->engine->forward()).graphs();
+    const std::vector<imp_token> prompt = small_prompt(9);
     imp_sampling_params plain_t = imp_sampling_default_params(), filtered = imp_sampling_default_params();
     plain_t.temperature = 1.0f;
     plain_t.seed = 11;
@@ -625,18 +627,15 @@ TEST(CudaGraphs, SampledGenerationSameWithAndWithoutGraphs) {
     filtered.top_p = 0.9f;
     filtered.seed = 12;
     for (const imp_sampling_params& sp : {plain_t, filtered}) {
-      ASSERT_EQ(imp_context_set_sampling(with, &sp), IMP_OK) << imp_last_error();
-      ASSERT_EQ(imp_context_set_sampling(without, &sp), IMP_OK) << imp_last_error();
+      ASSERT_EQ(imp_context_set_sampling(g.with, &sp), IMP_OK) << imp_last_error();
+      ASSERT_EQ(imp_context_set_sampling(g.without, &sp), IMP_OK) << imp_last_error();
       const size_t before = graphs.recorded();
       for (int k : {0, 1, 3})
-        EXPECT_EQ(imp::test::generate_ids(with, prompt, 40, k), imp::test::generate_ids(without, prompt, 40, k))
+        EXPECT_EQ(imp::test::generate_ids(g.with, prompt, 40, k), imp::test::generate_ids(g.without, prompt, 40, k))
             << "temperature " << sp.temperature << ", n_draft " << k;
       EXPECT_GT(graphs.recorded(), before) << "no sampled batch was recorded as a graph";
     }
     EXPECT_EQ(graphs.capture_failures(), 0);
-    imp_context_free(with);
-    imp_context_free(without);
-    imp_model_free(m);
   }
 }
 

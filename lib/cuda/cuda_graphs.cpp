@@ -161,9 +161,7 @@ bool rows_in_batch(const int32_t* rows, int n_rows, int n) {
   return true;
 }
 
-}  // namespace
-
-namespace {
+// The sampling parameters of a sampled batch go into its key: they are kernel arguments.
 void set_sampling(GraphKey& key, const SampleParams& p, int slot) {
   key.sampled = true;
   key.sample_slot = slot;
