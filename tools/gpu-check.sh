@@ -3,7 +3,7 @@
 #   1. configure + build into build-gpu (-DIMP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90), -j16 by default
 #   2. ctest, GPU tests included (tests/test_cuda.cpp skips only when no device is seen: that is a failure here)
 #   3. compute-sanitizer --tool memcheck on the GPU test binaries (test_cuda_kernels, test_cuda, test_cuda_prefill,
-#      test_cuda_fp8, test_cuda_graphs, test_cuda_quant, test_cuda_sampling)
+#      test_cuda_fp8, test_cuda_graphs, test_cuda_graphs_engine, test_cuda_quant, test_cuda_sampling)
 #   4. the benchmarks of docs/BENCHMARKS.md (imp-bench: demo model MTP, 9B-like random weights; the transformers
 #      peer on the same shape when PyTorch and transformers are installed; informational)
 # Logs go under $OUT (default ./gpu-logs). Exit status: non-zero when any step fails.
@@ -59,6 +59,9 @@ gpu_suite test_cuda_fp8 \
   "FP8 draft head|acceptance"
 gpu_suite test_cuda_graphs "CUDA graphs (test_cuda_graphs: decode/verify/MTP replays equal the eager path bit for bit)" \
   "graphs recorded"
+gpu_suite test_cuda_graphs_engine \
+  "CUDA graphs under the engine (test_cuda_graphs_engine: greedy and sampled generation equal with and without graphs)" \
+  "no sampled batch was recorded"
 gpu_suite test_cuda_quant \
   "GGUF-quantized weights (test_cuda_quant: Q8_0/Q4_K/Q5_K/Q6_K GEMV, dequantisation, quantized GGUF models)" \
   "max rel err"
@@ -100,6 +103,7 @@ if [ -x "$SAN" ]; then
   memcheck test_cuda_prefill 'CudaPrefillKernels.*:Models/CudaPrefillModel.*/tiny_wide_moe' memcheck_prefill.log
   memcheck test_cuda_fp8 'CudaFp8Kernels.*:Models/CudaFp8Model.*/tiny_bf16:Models/CudaFp8Model.*/qwen35_moe' memcheck_fp8.log
   memcheck test_cuda_graphs 'CudaGraphKernels.*:Models/CudaGraphModel.*/tiny_f32' memcheck_graphs.log
+  memcheck test_cuda_graphs_engine 'CudaGraphs.*' memcheck_graphs_engine.log
   memcheck test_cuda_quant 'CudaQuantKernels.*:Gguf/CudaQuantModel.*/Dense_q4_k_m' memcheck_quant.log
   memcheck test_cuda_sampling 'CudaSamplingKernels.*' memcheck_sampling.log
 else
