@@ -437,19 +437,9 @@ TEST_P(CudaFp8Model, GreedyMtpWithFp8DraftHeadEqualsPlainGreedy) {
   const int n_gen = is_fixture(GetParam()) ? int(golden_.greedy.size()) : 24;
   double acceptance = 0;
   auto generate = [&](int k, bool fp8, int draft_vocab) {
-    EXPECT_EQ(imp_context_reset(ctx), IMP_OK);
-    ctx->engine->set_draft_head_fp8(fp8);
+    ctx->engine->set_draft_head_fp8(fp8);  // both survive the reset in generate_ids
     ctx->engine->set_draft_vocab(draft_vocab);
-    imp_generate_params gp = imp_generate_default_params();
-    gp.max_tokens = n_gen;
-    gp.n_draft = k;
-    gp.eos_token = -2;
-    std::vector<imp_token> out(n_gen, -7);
-    size_t n = 0;
-    EXPECT_EQ(imp_generate(ctx, prompt_.data(), int32_t(prompt_.size()), &gp, nullptr, nullptr, out.data(), out.size(), &n,
-                           nullptr),
-              IMP_OK)
-        << imp_last_error();
+    const std::vector<imp_token> out = imp::test::generate_ids(ctx, prompt_, n_gen, k);
     const imp::EngineStats& st = ctx->engine->stats();
     int64_t drafted = 0, accepted = 0;
     for (int i = 0; i < imp::kMaxDraft; ++i) drafted += st.drafted[i], accepted += st.accepted[i];
