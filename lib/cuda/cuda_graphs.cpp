@@ -165,10 +165,7 @@ bool rows_in_batch(const int32_t* rows, int n_rows, int n) {
 void set_sampling(GraphKey& key, const SampleParams& p, int slot) {
   key.sampled = true;
   key.sample_slot = slot;
-  key.temperature = p.temperature;
-  key.top_k = p.top_k;
-  key.top_p = p.top_p;
-  key.min_p = p.min_p;
+  key.sample = p;
 }
 }  // namespace
 

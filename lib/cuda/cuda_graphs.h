@@ -20,6 +20,7 @@
 #pragma once
 
 #include "core/error.h"
+#include "engine/forward.h"
 
 #include <cuda_runtime_api.h>
 
@@ -50,13 +51,11 @@ struct GraphKey {
   // a draft drawn from q slot `sample_slot`. The parameters are kernel arguments, so they are part of the key.
   bool sampled = false;
   int sample_slot = 0;
-  float temperature = 0, top_p = 1, min_p = 0;
-  int top_k = 0;
+  SampleParams sample;
   bool operator==(const GraphKey& o) const {
     return kind == o.kind && rows == o.rows && keep_row_states == o.keep_row_states && logit_rows == o.logit_rows &&
            hidden == o.hidden && vocab_limit == o.vocab_limit && low_precision_head == o.low_precision_head &&
-           argmax == o.argmax && sampled == o.sampled && sample_slot == o.sample_slot &&
-           temperature == o.temperature && top_p == o.top_p && min_p == o.min_p && top_k == o.top_k;
+           argmax == o.argmax && sampled == o.sampled && sample_slot == o.sample_slot && sample == o.sample;
   }
 };
 

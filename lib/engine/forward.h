@@ -24,6 +24,9 @@ struct SampleParams {
   int top_k = 0;
   float top_p = 1.0f;
   float min_p = 0.0f;
+  bool operator==(const SampleParams& o) const {
+    return temperature == o.temperature && top_k == o.top_k && top_p == o.top_p && min_p == o.min_p;
+  }
 };
 
 // A draft step's sampling (MtpBatch::draft_sample; the batch's one logit row): its distribution q (over the draft
